@@ -1,0 +1,467 @@
+"""The supervisor: the main process of ``plain worker run``.
+
+One loop of named steps (SPEC section 4):
+
+    reap -> dispatch -> record -> claim -> dispatch -> maintain -> wait
+
+- reap: collect outcomes of finished job processes; a process that died takes
+  only its own running job with it (recorded LOST, retried if it has retries);
+- dispatch: hand claimed jobs to processes with room;
+- record: move finished jobs to JobResult in one transaction;
+- claim: move runnable JobRequests to Job in one transaction, sized to the
+  room left (running + --max-pending-per-process per process);
+- maintain: heartbeat, rescue, expire, stats, schedule when due;
+- wait: only when there is nothing to do, through the waker.
+
+Each process slot is its own single-process ``ProcessPoolExecutor``: when a
+job kills its process, the jobs running in the other processes carry on, and
+the jobs queued behind it in the same slot are known never to have started.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any
+
+from plain.models import DatabaseError, db_connection
+from plain.runtime import settings
+from plain.utils import timezone
+
+from . import execution, maintenance, wakeup
+
+if TYPE_CHECKING:
+    from .maintenance import Duty
+    from .models import Job, Outcome
+
+logger = logging.getLogger("plain.worker")
+
+#: Futures handed to one process at a time: the running job and the next one,
+#: so a process never idles while the supervisor is busy with the database.
+SUBMITTED_PER_PROCESS = 2
+
+#: Longest pause after a database error (seconds); pauses double up to this.
+MAX_BACKOFF_SECONDS = 30.0
+
+LOST_PROCESS = (
+    "Lost: the process running this job died abruptly (os._exit, a signal such as "
+    "SIGKILL, a segmentation fault or the out-of-memory killer)."
+)
+CUT_OFF = "Cancelled: the worker stopped and the shutdown timeout ({timeout:g}s) ran out before this job finished."
+
+
+def task_for(job: Job) -> execution.Task:
+    return execution.Task(
+        job_uuid=str(job.uuid),
+        job_request_uuid=str(job.job_request_uuid),
+        job_class=job.job_class,
+        parameters=job.parameters,
+        queue=job.queue,
+        priority=job.priority,
+        retries=job.retries,
+        retry_attempt=job.retry_attempt,
+        unique_key=job.unique_key,
+        trace_id=job.trace_id,
+        span_id=job.span_id,
+    )
+
+
+class Slot:
+    """One job process (a single-worker ProcessPoolExecutor) and its futures, oldest first."""
+
+    def __init__(self, max_jobs_per_process: int | None, waker: wakeup.LocalWaker) -> None:
+        self.max_jobs_per_process = max_jobs_per_process
+        self.waker = waker
+        self.submitted: deque[tuple[Job, Future]] = deque()
+        self.executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=execution.initialize,
+            max_tasks_per_child=self.max_jobs_per_process,
+        )
+
+    @property
+    def room(self) -> int:
+        return SUBMITTED_PER_PROCESS - len(self.submitted)
+
+    def submit(self, job: Job) -> None:
+        future = self.executor.submit(execution.execute, task_for(job))
+        future.add_done_callback(lambda _: self.waker.wake())
+        self.submitted.append((job, future))
+
+    def reap(self) -> tuple[list[tuple[Job, Outcome]], list[Job]]:
+        """Return (finished, never started). A broken process is replaced."""
+        finished: list[tuple[Job, Outcome]] = []
+        while self.submitted and self.submitted[0][1].done():
+            job, future = self.submitted.popleft()
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                # Futures finish in submission order in a one-process pool, so
+                # the oldest unfinished one was running when the process died;
+                # the rest were queued behind it and never started.
+                finished.append((job, lost_outcome(job)))
+                unstarted = [queued for queued, _ in self.submitted]
+                self.submitted.clear()
+                self.replace()
+                return finished, unstarted
+            if error is not None:
+                finished.append((job, errored_outcome(job, error)))
+            else:
+                finished.append((job, future.result()))
+        return finished, []
+
+    def replace(self) -> None:
+        logger.warning("Replacing a job process that died", extra={"event": "process_replaced"})
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._new_executor()
+
+    def cancel_queued(self) -> list[Job]:
+        """Take back the futures that have not reached the process yet."""
+        kept: deque[tuple[Job, Future]] = deque()
+        cancelled = []
+        for job, future in self.submitted:
+            if future.cancel():
+                cancelled.append(job)
+            else:
+                kept.append((job, future))
+        self.submitted = kept
+        return cancelled
+
+
+def lost_outcome(job: Job) -> Outcome:
+    from .models import JobResultStatuses, Outcome, retry_delay_for
+
+    attempt = job.retry_attempt + 1
+    return Outcome(
+        status=JobResultStatuses.LOST,
+        started_at=job.started_at,
+        ended_at=timezone.now(),
+        error=LOST_PROCESS,
+        retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
+    )
+
+
+def errored_outcome(job: Job, error: BaseException) -> Outcome:
+    """A future that failed outside execute() (for example an unpicklable outcome)."""
+    from .models import JobResultStatuses, Outcome, retry_delay_for
+
+    attempt = job.retry_attempt + 1
+    return Outcome(
+        status=JobResultStatuses.ERRORED,
+        started_at=job.started_at,
+        ended_at=timezone.now(),
+        error=f"{type(error).__name__}: {error}",
+        retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
+    )
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        queues: list[str],
+        max_processes: int,
+        max_jobs_per_process: int | None = None,
+        max_pending_per_process: int = 10,
+        stats_every: float = 0,
+        shutdown_timeout: float | None = None,
+        extra_duties: list[Duty] | None = None,
+    ) -> None:
+        from .models import WorkerIdentity
+
+        self.queues = queues
+        self.max_processes = max_processes
+        self.max_jobs_per_process = max_jobs_per_process
+        self.max_pending_per_process = max_pending_per_process
+        self.shutdown_timeout = settings.WORKER_SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
+        self.identity = WorkerIdentity(uuid=uuid.uuid4(), hostname=socket.gethostname(), pid=os.getpid())
+        self.waker = wakeup.make_waker(queues, settings.WORKER_POLL_INTERVAL)
+        self.slots: list[Slot] = []
+        self.ready: deque[Job] = deque()  # claimed, not yet handed to a process
+        self.unrecorded: list[tuple[Job, Outcome]] = []
+        self.stop_requested = 0  # number of SIGTERM/SIGINT received
+        self.backoff = 0.0
+        self.retry_at = 0.0
+        self.more_work = True
+        self.maintenance = maintenance.duties(
+            identity=self.identity,
+            queues=queues,
+            max_processes=max_processes,
+            stats_every=stats_every,
+            running=self.held_count,
+            extra=extra_duties,
+        )
+
+    # lifecycle
+
+    def run(self) -> None:
+        self.start()
+        try:
+            while not self.stop_requested:
+                self.step()
+        finally:
+            self.shutdown()
+
+    def start(self) -> None:
+        from .models import Worker
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.waker.install_signal_wakeup()
+        Worker.register(
+            self.identity, queues=self.queues, max_processes=self.max_processes, now=timezone.now()
+        )
+        self.slots = [Slot(self.max_jobs_per_process, self.waker) for _ in range(self.max_processes)]
+        logger.info(
+            "Worker started: queues=%s processes=%d",
+            ",".join(self.queues),
+            self.max_processes,
+            extra={"event": "worker_started", "worker_id": str(self.identity.uuid), "queue": self.queues},
+        )
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_requested += 1
+
+    # one iteration
+
+    def step(self) -> None:
+        self.reap()
+        self.dispatch()
+        if time.monotonic() >= self.retry_at:
+            self.guarded(self.record)
+            self.guarded(self.claim)
+            self.dispatch()
+            self.guarded(lambda: self.maintenance.run_due(timezone.now()))
+        if not self.stop_requested:
+            self.wait_for_work()
+
+    def reap(self) -> None:
+        for slot in self.slots:
+            finished, unstarted = slot.reap()
+            self.unrecorded.extend(finished)
+            self.ready.extendleft(reversed(unstarted))
+            for job, outcome in finished:
+                log_outcome(job, outcome)
+
+    def dispatch(self) -> None:
+        while self.ready:
+            slot = max(self.slots, key=lambda s: s.room)
+            if slot.room <= 0:
+                return
+            slot.submit(self.ready.popleft())
+
+    def record(self) -> None:
+        if self.unrecorded:
+            from .models import Job
+
+            batch, self.unrecorded = self.unrecorded, []
+            try:
+                Job.finish(batch, self.identity)
+            except BaseException:
+                self.unrecorded = batch + self.unrecorded
+                raise
+
+    def capacity(self) -> int:
+        """How many more jobs this worker may hold."""
+        return self.max_processes * (1 + self.max_pending_per_process) - self.held_count()
+
+    def held_count(self) -> int:
+        return len(self.ready) + sum(len(slot.submitted) for slot in self.slots)
+
+    def claim(self) -> None:
+        from .models import JobRequest
+
+        limit = self.capacity()
+        self.more_work = False
+        if limit <= 0:
+            return
+        jobs = JobRequest.claim(queues=self.queues, limit=limit, worker=self.identity, now=timezone.now())
+        self.ready.extend(jobs)
+        self.more_work = len(jobs) == limit
+
+    def wait_for_work(self) -> None:
+        if self.more_work and self.capacity() > 0:
+            return
+        if any(slot.submitted and slot.submitted[0][1].done() for slot in self.slots):
+            return
+        timeout = self.maintenance.seconds_until_due()
+        if time.monotonic() < self.retry_at:
+            timeout = min(timeout, self.retry_at - time.monotonic())
+        elif self.capacity() > 0:
+            timeout = min(timeout, self.seconds_until_delayed())
+        self.waker.wait(timeout)
+
+    def seconds_until_delayed(self) -> float:
+        from .models import JobRequest
+
+        start_at = self.guarded(lambda: JobRequest.next_start_at(self.queues))
+        if start_at is None:
+            return 3600.0
+        return max(0.0, (start_at - timezone.now()).total_seconds())
+
+    # failures of the database itself
+
+    def guarded(self, action: Any) -> Any:
+        """Run a database step; on a database error log once, back off and carry on."""
+        try:
+            result = action()
+        except DatabaseError as error:  # Infrastructure boundary: retried after a pause, nothing dropped.
+            self.backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self.backoff * 2))
+            self.retry_at = time.monotonic() + self.backoff
+            logger.warning(
+                "Database error, retrying in %.1fs: %s",
+                self.backoff,
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                extra={"event": "database_error", "worker_id": str(self.identity.uuid)},
+            )
+            close_connection()
+            return None
+        if self.backoff:
+            logger.info("Database is back", extra={"event": "database_recovered"})
+            self.backoff = 0.0
+            self.reconcile()
+        return result
+
+    def reconcile(self) -> None:
+        """Hand back jobs a claim committed while its reply was lost with the connection."""
+        from .models import Job
+
+        known = [job.id for job in self.ready] + [job.id for slot in self.slots for job, _ in slot.submitted]
+        known += [job.id for job, _ in self.unrecorded]
+        try:
+            Job.release_unknown(self.identity, known)
+        except DatabaseError:
+            close_connection()
+
+    # shutdown, in order
+
+    def shutdown(self) -> None:
+        try:
+            self.hand_back()
+            self.drain()
+            self.cut_off()
+        finally:
+            self.leave()
+
+    def hand_back(self) -> None:
+        """Step 2: jobs claimed but not started go back to the queue unchanged."""
+        from .models import Job
+
+        unstarted = list(self.ready)
+        self.ready.clear()
+        for slot in self.slots:
+            unstarted += slot.cancel_queued()
+        for _ in range(5):
+            try:
+                Job.release(unstarted, self.identity)
+                break
+            except DatabaseError as error:
+                logger.warning("Could not hand jobs back yet: %s", error, extra={"event": "database_error"})
+                close_connection()
+                time.sleep(1)
+        logger.info(
+            "Stopping: handed %d unstarted jobs back to the queue, waiting up to %gs for %d running",
+            len(unstarted),
+            self.shutdown_timeout,
+            self.held_count(),
+            extra={"event": "worker_stopping", "worker_id": str(self.identity.uuid)},
+        )
+
+    def drain(self) -> None:
+        """Step 3: let running jobs finish within the shutdown timeout (a second signal ends it)."""
+        deadline = time.monotonic() + self.shutdown_timeout
+        signals_seen = self.stop_requested
+        while self.held_count() and time.monotonic() < deadline and self.stop_requested == signals_seen:
+            self.reap()
+            self.guarded(self.record)
+            self.guarded(lambda: self.maintenance.run_due(timezone.now()))
+            if self.held_count():
+                self.waker.wait(min(deadline - time.monotonic(), self.maintenance.seconds_until_due()))
+        self.reap()
+
+    def cut_off(self) -> None:
+        """Step 4: stop the processes and record the jobs they were running as CANCELLED."""
+        from .models import JobResultStatuses, Outcome, retry_delay_for
+
+        now = timezone.now()
+        for slot in self.slots:
+            for job, _ in slot.submitted:
+                attempt = job.retry_attempt + 1
+                self.unrecorded.append(
+                    (
+                        job,
+                        Outcome(
+                            status=JobResultStatuses.CANCELLED,
+                            started_at=job.started_at,
+                            ended_at=now,
+                            error=CUT_OFF.format(timeout=self.shutdown_timeout),
+                            retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
+                        ),
+                    )
+                )
+            slot.submitted.clear()
+        for process in multiprocessing.active_children():
+            process.kill()
+        for slot in self.slots:
+            slot.executor.shutdown(wait=True, cancel_futures=True)
+        for _ in range(5):
+            if not self.unrecorded:
+                break
+            if self.guarded(self.record) is None and self.unrecorded:
+                time.sleep(1)
+
+    def leave(self) -> None:
+        from .models import Worker
+
+        if self.unrecorded:
+            logger.error(
+                "Stopped with %d outcomes unrecorded (database unavailable); "
+                "their jobs will be recorded LOST by another worker",
+                len(self.unrecorded),
+                extra={"event": "outcomes_unrecorded"},
+            )
+        try:
+            Worker.leave(self.identity)
+        except DatabaseError:
+            close_connection()
+        self.waker.close()
+        logger.info("Worker stopped", extra={"event": "worker_stopped", "worker_id": str(self.identity.uuid)})
+
+
+def close_connection() -> None:
+    try:
+        db_connection.close()
+    except DatabaseError:
+        pass
+
+
+def log_outcome(job: Job, outcome: Outcome) -> None:
+    level = logging.DEBUG if outcome.status == "SUCCESSFUL" else logging.WARNING
+    if logger.isEnabledFor(level):
+        duration = (outcome.ended_at - (outcome.started_at or outcome.ended_at)).total_seconds()
+        logger.log(
+            level,
+            "Job %s %s in %.3fs",
+            job.job_class,
+            outcome.status.lower(),
+            duration,
+            extra={
+                "event": "job_finished",
+                "job_uuid": str(job.uuid),
+                "job_class": job.job_class,
+                "queue": job.queue,
+                "status": outcome.status,
+            },
+        )
+
