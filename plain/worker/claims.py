@@ -127,6 +127,14 @@ def _execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
+def prepare_database() -> None:
+    """Once per worker start: on SQLite, switch the file to WAL so readers (web
+    requests, stats) never block the worker's writes and the other way round.
+    WAL is a property of the database file and stays on."""
+    if db_connection.vendor == "sqlite" and not db_connection.is_in_memory_db():
+        _execute("PRAGMA journal_mode=WAL", [])
+
+
 class Claimer(Protocol):
     def claim(self, *, queues: list[str], limit: int, worker_uuid: uuid.UUID, now: datetime.datetime) -> list[Job]: ...
 

@@ -183,7 +183,7 @@ class JobRequest(models.Model):
         """Move up to ``limit`` runnable requests into Job for this worker, in claim order."""
         if limit <= 0:
             return []
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             return claims.claim(queues=queues, limit=limit, worker_uuid=worker.uuid, now=now)
 
     @classmethod
@@ -309,7 +309,7 @@ class Job(models.Model):
         """Record outcomes of jobs this worker still holds; rescued ones are skipped."""
         if not outcomes:
             return []
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):
             held = claims.take_held([job.id for job, _ in outcomes], worker.uuid)
             pairs = [
                 (

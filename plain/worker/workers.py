@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("plain.worker")
 
-#: Futures handed to one process at a time: the running job and the next one,
-#: so a process never idles while the supervisor is busy with the database.
-SUBMITTED_PER_PROCESS = 2
 
 #: Longest pause after a database error (seconds); pauses double up to this.
 MAX_BACKOFF_SECONDS = 30.0
@@ -77,7 +74,8 @@ def task_for(job: Job) -> execution.Task:
 class Slot:
     """One job process (a single-worker ProcessPoolExecutor) and its futures, oldest first."""
 
-    def __init__(self, max_jobs_per_process: int | None, waker: wakeup.LocalWaker) -> None:
+    def __init__(self, depth: int, max_jobs_per_process: int | None, waker: wakeup.LocalWaker) -> None:
+        self.depth = depth
         self.max_jobs_per_process = max_jobs_per_process
         self.waker = waker
         self.submitted: deque[tuple[Job, Future]] = deque()
@@ -93,7 +91,7 @@ class Slot:
 
     @property
     def room(self) -> int:
-        return SUBMITTED_PER_PROCESS - len(self.submitted)
+        return self.depth - len(self.submitted)
 
     def submit(self, job: Job) -> None:
         future = self.executor.submit(execution.execute, task_for(job))
@@ -214,15 +212,18 @@ class Supervisor:
             self.shutdown()
 
     def start(self) -> None:
+        from .claims import prepare_database
         from .models import Worker
 
+        prepare_database()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.waker.install_signal_wakeup()
         Worker.register(
             self.identity, queues=self.queues, max_processes=self.max_processes, now=timezone.now()
         )
-        self.slots = [Slot(self.max_jobs_per_process, self.waker) for _ in range(self.max_processes)]
+        depth = 1 + self.max_pending_per_process
+        self.slots = [Slot(depth, self.max_jobs_per_process, self.waker) for _ in range(self.max_processes)]
         logger.info(
             "Worker started: queues=%s processes=%d",
             ",".join(self.queues),
@@ -239,8 +240,7 @@ class Supervisor:
         self.reap()
         self.dispatch()
         if time.monotonic() >= self.retry_at:
-            self.guarded(self.record)
-            self.guarded(self.claim)
+            self.guarded(self.settle)
             self.dispatch()
             self.guarded(lambda: self.maintenance.run_due(timezone.now()))
         if not self.stop_requested:
@@ -255,40 +255,63 @@ class Supervisor:
                 log_outcome(job, outcome)
 
     def dispatch(self) -> None:
+        """Hand claimed jobs to the processes with the most room."""
+        if not self.ready and not self.more_work:
+            self.rebalance()
         while self.ready:
             slot = max(self.slots, key=lambda s: s.room)
             if slot.room <= 0:
                 return
             slot.submit(self.ready.popleft())
 
-    def record(self) -> None:
-        if self.unrecorded:
-            from .models import Job
+    def rebalance(self) -> None:
+        """With no more work to claim, an idle process takes jobs queued behind a busy one."""
+        if all(slot.submitted for slot in self.slots):
+            return
+        for slot in self.slots:
+            if len(slot.submitted) > 1:
+                self.ready.extend(slot.cancel_queued())
 
-            batch, self.unrecorded = self.unrecorded, []
-            try:
+    def settle(self) -> None:
+        """Record finished jobs and claim replacements in one transaction.
+
+        Two moves share a commit here (a deliberate exception to one move per
+        transaction) because commits, not queries, bound a busy worker's speed.
+        Memory is only updated once the commit succeeded.
+        """
+        from plain.models import transaction
+
+        from .models import Job, JobRequest
+
+        batch = self.unrecorded[:]
+        limit = self.capacity()
+        with transaction.atomic():
+            if batch:
                 Job.finish(batch, self.identity)
-            except BaseException:
-                self.unrecorded = batch + self.unrecorded
-                raise
+            claimed = (
+                JobRequest.claim(queues=self.queues, limit=limit, worker=self.identity, now=timezone.now())
+                if limit > 0 and not self.stop_requested
+                else []
+            )
+        del self.unrecorded[: len(batch)]
+        self.ready.extend(claimed)
+        self.more_work = limit > 0 and len(claimed) == limit
+
+    def record(self) -> None:
+        """Record finished jobs on their own (used while stopping)."""
+        from .models import Job
+
+        batch = self.unrecorded[:]
+        if batch:
+            Job.finish(batch, self.identity)
+            del self.unrecorded[: len(batch)]
 
     def capacity(self) -> int:
         """How many more jobs this worker may hold."""
-        return self.max_processes * (1 + self.max_pending_per_process) - self.held_count()
+        return sum(slot.depth for slot in self.slots) - self.held_count()
 
     def held_count(self) -> int:
         return len(self.ready) + sum(len(slot.submitted) for slot in self.slots)
-
-    def claim(self) -> None:
-        from .models import JobRequest
-
-        limit = self.capacity()
-        self.more_work = False
-        if limit <= 0:
-            return
-        jobs = JobRequest.claim(queues=self.queues, limit=limit, worker=self.identity, now=timezone.now())
-        self.ready.extend(jobs)
-        self.more_work = len(jobs) == limit
 
     def wait_for_work(self) -> None:
         if self.more_work and self.capacity() > 0:
