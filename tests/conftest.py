@@ -71,7 +71,12 @@ def _create_database() -> tuple[str, Callable[[], None]]:
     return f"{POSTGRES_SERVER}/{name}", drop
 
 
-DATABASE_URL, _drop_database = _create_database()
+if "PLAINWORKER_TEST_DATABASE_URL" in os.environ:
+    # Imported again in a process the tests spawned: use the session's database.
+    DATABASE_URL, _drop_database = os.environ["PLAINWORKER_TEST_DATABASE_URL"], lambda: None
+else:
+    DATABASE_URL, _drop_database = _create_database()
+    os.environ["PLAINWORKER_TEST_DATABASE_URL"] = DATABASE_URL
 os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ.setdefault("PLAIN_LOG_LEVEL", "INFO")
 os.chdir(TESTS_DIR)

@@ -77,7 +77,8 @@ def retry_delay_for(job_class: str, attempt: int) -> int:
 class JobRequest(models.Model):
     """A job waiting to run."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A default rather than auto_now_add, so a handed-back job keeps its original time.
+    created_at = models.DateTimeField(default=timezone.now)
     uuid = models.UUIDField(default=uuid.uuid4)
     job_class = models.CharField(max_length=255)
     parameters = models.JSONField(required=False, allow_null=True)

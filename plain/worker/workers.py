@@ -80,20 +80,28 @@ class Slot:
         self.waker = waker
         self.submitted: deque[tuple[Job, Future]] = deque()
         self.executor = self._new_executor()
+        self.jobs_in_process = 0
 
     def _new_executor(self) -> ProcessPoolExecutor:
+        # Recycling after --max-jobs-per-process is done here rather than with
+        # max_tasks_per_child, which hangs a one-process pool on Python 3.11.
+        self.jobs_in_process = 0
         return ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=execution.initialize,
-            max_tasks_per_child=self.max_jobs_per_process,
         )
 
     @property
+    def exhausted(self) -> bool:
+        return bool(self.max_jobs_per_process) and self.jobs_in_process >= self.max_jobs_per_process
+
+    @property
     def room(self) -> int:
-        return self.depth - len(self.submitted)
+        return 0 if self.exhausted else self.depth - len(self.submitted)
 
     def submit(self, job: Job) -> None:
+        self.jobs_in_process += 1
         future = self.executor.submit(execution.execute, task_for(job))
         future.add_done_callback(lambda _: self.waker.wake())
         self.submitted.append((job, future))
@@ -117,6 +125,9 @@ class Slot:
                 finished.append((job, errored_outcome(job, error)))
             else:
                 finished.append((job, future.result()))
+        if self.exhausted and not self.submitted:
+            self.executor.shutdown(wait=False)
+            self.executor = self._new_executor()
         return finished, []
 
     def replace(self) -> None:

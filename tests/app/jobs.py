@@ -152,3 +152,14 @@ class BadReturnJob(Job):
 class NoopJob(Job):
     def run(self):
         pass
+
+
+@register_job(alias="app.jobs.OldRenamedJob")
+class RenamedJob(Job):
+    """Stored rows may still carry its old name."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def run(self):
+        record(self, self.key)
