@@ -74,7 +74,7 @@ def check_migrated() -> None:
 
     executor = MigrationExecutor(db_connection)
     targets = [node for node in executor.loader.graph.leaf_nodes() if node[0] == "plainworker"]
-    pending = [migration.name for migration, _ in executor.migration_plan(targets)]
+    pending = [migration.name for migration in executor.migration_plan(targets)]
     if pending:
         raise DatabaseNotMigrated(f"unapplied: {', '.join(pending)}")
 
