@@ -214,7 +214,9 @@ def worker(request: pytest.FixtureRequest, db: None) -> Iterator[Callable[..., W
         process.kill()
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 30, interval: float = 0.05, message: str = "") -> object:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30, interval: float = 0.05, message: str = ""
+) -> object:
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

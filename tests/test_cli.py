@@ -6,7 +6,6 @@ import datetime
 
 import pytest
 from conftest import plain_command
-
 from plain.utils import timezone
 
 
@@ -28,7 +27,10 @@ def test_run_help_explains_options_and_environment():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "--max-processes", "zero"], "Invalid value for '--max-processes': 'zero' is not a valid integer range."),
+        (
+            ["run", "--max-processes", "zero"],
+            "Invalid value for '--max-processes': 'zero' is not a valid integer range.",
+        ),
         (["run", "--max-processes", "0"], "Invalid value for '--max-processes'"),
         (["run", "--queue", "a b"], "Invalid queue name 'a b'"),
         (["run", "--queue", "default,slow"], "repeat --queue for several queues"),
@@ -82,7 +84,6 @@ def test_stats_counts_per_queue_and_status(db):
 
 def test_clear_completed_deletes_results_older_than_the_history(db):
     from app.jobs import RecordJob
-
     from plain.worker.models import JobResult
 
     RecordJob("x").run_in_worker()
@@ -104,7 +105,6 @@ def test_clear_completed_deletes_results_older_than_the_history(db):
 
 def test_purge_processing_asks_then_cancels_processing_jobs(db):
     from app.jobs import RecordJob
-
     from plain.worker.models import Job, JobRequest, JobResult, WorkerIdentity
 
     RecordJob("stuck").run_in_worker()
@@ -126,7 +126,6 @@ def test_purge_processing_asks_then_cancels_processing_jobs(db):
 
 def test_run_job_runs_inline_without_touching_the_queue(db):
     from app.records.models import Execution
-
     from plain.worker.models import JobRequest, JobResult
 
     ok = plain_command("worker", "run-job", "app.jobs.RecordJob", "--args", '["inline"]')

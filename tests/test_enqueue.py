@@ -8,13 +8,11 @@ import sys
 
 import pytest
 from conftest import TESTS_DIR
-
 from plain.utils import timezone
 
 
 def test_run_in_worker_stores_a_request_with_defaults(db):
     from app.jobs import RecordJob
-
     from plain.worker.models import JobRequest
 
     before = timezone.now()
@@ -28,7 +26,8 @@ def test_run_in_worker_stores_a_request_with_defaults(db):
         "default", 0, 0, 0, ""
     )
     assert before <= stored.start_at <= timezone.now()
-    assert stored.source == f"{__file__}:{test_run_in_worker_stores_a_request_with_defaults.__code__.co_firstlineno + 6}"
+    enqueue_line = test_run_in_worker_stores_a_request_with_defaults.__code__.co_firstlineno + 5
+    assert stored.source == f"{__file__}:{enqueue_line}"
 
 
 def test_options_override_job_methods(db):
@@ -80,7 +79,6 @@ def test_absolute_delay_is_the_start_time(db):
 )
 def test_invalid_delay_is_refused_and_nothing_is_stored(db, delay, error, message):
     from app.jobs import RecordJob
-
     from plain.worker.models import JobRequest
 
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -99,7 +97,6 @@ def test_invalid_delay_is_refused_and_nothing_is_stored(db, delay, error, messag
 )
 def test_invalid_options_are_refused(db, options, message):
     from app.jobs import RecordJob
-
     from plain.worker.models import JobRequest
 
     with pytest.raises((TypeError, ValueError), match=message):
@@ -123,7 +120,6 @@ def test_unregistered_job_class_is_refused_at_enqueue(db):
 
 def test_unique_key_returns_the_pending_request(db):
     from app.jobs import UniqueJob
-
     from plain.worker.models import JobRequest
 
     first = UniqueJob("a").run_in_worker()
@@ -139,7 +135,6 @@ def test_unique_key_returns_the_pending_request(db):
 
 def test_unique_key_returns_the_running_job(db):
     from app.jobs import UniqueJob
-
     from plain.worker.models import Job, JobRequest, WorkerIdentity
 
     UniqueJob("a").run_in_worker()
@@ -190,7 +185,6 @@ def test_racing_enqueues_of_one_unique_key_create_one_request(db):
 
 def test_bulk_enqueue_inserts_all_in_order(db):
     from app.jobs import PriorityJob, RecordJob
-
     from plain.worker import Job
     from plain.worker.models import JobRequest
 
@@ -206,7 +200,6 @@ def test_bulk_enqueue_inserts_all_in_order(db):
 
 def test_bulk_enqueue_honours_unique_keys(db):
     from app.jobs import RecordJob, UniqueJob
-
     from plain.worker import Job
     from plain.worker.models import JobRequest
 
@@ -221,7 +214,6 @@ def test_bulk_enqueue_honours_unique_keys(db):
 
 def test_bulk_enqueue_refuses_bad_arguments_before_inserting_anything(db):
     from app.jobs import EchoJob, RecordJob
-
     from plain.worker import Job
     from plain.worker.models import JobRequest
 

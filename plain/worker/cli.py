@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-
 from plain.cli import register_cli
 from plain.utils import timezone
 
@@ -173,7 +172,7 @@ def stats(queues: tuple[str, ...], as_json: bool) -> None:
         return
     statuses = ["SUCCESSFUL", "ERRORED", "CANCELLED", "LOST"]
     header = ["queue", "waiting", "delayed", "running", *(s.lower() for s in statuses)]
-    rows = [
+    rows: list[list[Any]] = [
         [name, q.waiting, q.delayed, q.running, *(q.results.get(s, 0) for s in statuses)]
         for name, q in result.queues.items()
     ]

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from plain.utils import timezone
 
 from . import telemetry
-from .middleware import RunningJob, RunJob, call_run
+from .middleware import RunJob, RunningJob, call_run
 
 
 class Task(NamedTuple):
@@ -48,6 +48,11 @@ def initialize() -> None:
 
     if not plain.runtime._is_setup_complete:
         plain.runtime.setup()
+
+
+def ping() -> int:
+    """Used by the supervisor to wait until a new process is ready."""
+    return os.getpid()
 
 
 @cache

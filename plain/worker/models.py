@@ -21,12 +21,15 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from plain import models
 from plain.models import IntegrityError, db_connection, transaction
 from plain.utils import timezone
+
+from plain import models
 
 from . import claims
 from .registry import jobs_registry
@@ -34,11 +37,15 @@ from .registry import jobs_registry
 logger = logging.getLogger("plain.worker")
 
 
-class JobResultStatuses(models.TextChoices):
-    SUCCESSFUL = "SUCCESSFUL", "Successful"
-    ERRORED = "ERRORED", "Errored"
-    CANCELLED = "CANCELLED", "Cancelled"
-    LOST = "LOST", "Lost"
+class JobResultStatuses:
+    """The final states of a job run (plain strings, so they compare and serialize as such)."""
+
+    SUCCESSFUL = "SUCCESSFUL"
+    ERRORED = "ERRORED"
+    CANCELLED = "CANCELLED"
+    LOST = "LOST"
+
+    choices = [(SUCCESSFUL, "Successful"), (ERRORED, "Errored"), (CANCELLED, "Cancelled"), (LOST, "Lost")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +172,7 @@ class JobRequest(models.Model):
         return results
 
     @staticmethod
-    def in_progress(job_class: str, unique_key: str, exclude: uuid.UUID | None = None) -> list[JobRequest | Job]:
+    def in_progress(job_class: str, unique_key: str, exclude: UUID | None = None) -> list[JobRequest | Job]:
         """Pending and running rows with this class and key, read in one snapshot."""
         found = claims.in_progress_ids(job_class, unique_key)
         request_ids = [row_id for table, row_id in found if table == "request"]
@@ -375,7 +382,7 @@ def _store_lost(jobs: list[Job], now: datetime.datetime, error: str) -> list[Job
     return _store_results(pairs)
 
 
-def _store_results(pairs: list[tuple[JobResult, int | None]]) -> list[JobResult]:
+def _store_results(pairs: Sequence[tuple[JobResult, int | None]]) -> list[JobResult]:
     """Insert results, plus a retry request for each failed one with retries left."""
     retries: list[JobRequest] = []
     for result, delay in pairs:
@@ -530,7 +537,9 @@ class Worker(models.Model):
         return False
 
     @classmethod
-    def register(cls, identity: WorkerIdentity, *, queues: list[str], max_processes: int, now: datetime.datetime) -> None:
+    def register(
+        cls, identity: WorkerIdentity, *, queues: list[str], max_processes: int, now: datetime.datetime
+    ) -> None:
         cls.objects.create(
             uuid=identity.uuid,
             hostname=identity.hostname,

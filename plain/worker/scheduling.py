@@ -10,7 +10,6 @@ import datetime
 from typing import TYPE_CHECKING
 
 from croniter import croniter
-
 from plain.utils import timezone
 
 if TYPE_CHECKING:

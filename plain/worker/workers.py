@@ -94,7 +94,8 @@ class Slot:
 
     @property
     def exhausted(self) -> bool:
-        return bool(self.max_jobs_per_process) and self.jobs_in_process >= self.max_jobs_per_process
+        limit = self.max_jobs_per_process
+        return limit is not None and self.jobs_in_process >= limit
 
     @property
     def room(self) -> int:
@@ -235,12 +236,26 @@ class Supervisor:
         )
         depth = 1 + self.max_pending_per_process
         self.slots = [Slot(depth, self.max_jobs_per_process, self.waker) for _ in range(self.max_processes)]
+        self.warm_up()
         logger.info(
             "Worker started: queues=%s processes=%d",
             ",".join(self.queues),
             self.max_processes,
             extra={"event": "worker_started", "worker_id": str(self.identity.uuid), "queue": self.queues},
         )
+
+    def warm_up(self) -> None:
+        """Start every job process before claiming, so the first jobs don't wait on
+        one slow start while lower-priority jobs run elsewhere, and a broken app
+        fails here with its own error."""
+        futures = [slot.executor.submit(execution.ping) for slot in self.slots]
+        for future in futures:
+            try:
+                future.result(timeout=120)
+            except BrokenProcessPool:
+                raise RuntimeError(
+                    "A job process could not start; run `plain worker run-job` with one of your jobs to see why"
+                ) from None
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop_requested += 1
