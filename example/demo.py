@@ -29,6 +29,7 @@ def fresh_database() -> None:
 def enqueue() -> None:
     from app.jobs import ChargeCardJob, ImportContactsJob, RebuildSearchIndexJob, ReminderJob, WelcomeUserJob
     from app.users.models import User
+
     from plain.worker import Job
 
     ada = User.objects.create(name="Ada", email="ada@example.com")
@@ -74,6 +75,7 @@ def run_worker_until_done(timeout: float = 90) -> None:
 
 def report() -> None:
     from app.users.models import Outbox
+
     from plain.worker.models import JobResult
 
     print(f"  {'job':<28} {'queue':<11} {'status':<11} {'attempt':<8} {'took':>7}  error")

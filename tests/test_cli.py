@@ -84,6 +84,7 @@ def test_stats_counts_per_queue_and_status(db):
 
 def test_clear_completed_deletes_results_older_than_the_history(db):
     from app.jobs import RecordJob
+
     from plain.worker.models import JobResult
 
     RecordJob("x").run_in_worker()
@@ -105,6 +106,7 @@ def test_clear_completed_deletes_results_older_than_the_history(db):
 
 def test_purge_processing_asks_then_cancels_processing_jobs(db):
     from app.jobs import RecordJob
+
     from plain.worker.models import Job, JobRequest, JobResult, WorkerIdentity
 
     RecordJob("stuck").run_in_worker()
@@ -126,6 +128,7 @@ def test_purge_processing_asks_then_cancels_processing_jobs(db):
 
 def test_run_job_runs_inline_without_touching_the_queue(db):
     from app.records.models import Execution
+
     from plain.worker.models import JobRequest, JobResult
 
     ok = plain_command("worker", "run-job", "app.jobs.RecordJob", "--args", '["inline"]')

@@ -13,6 +13,7 @@ from plain.utils import timezone
 
 def test_run_in_worker_stores_a_request_with_defaults(db):
     from app.jobs import RecordJob
+
     from plain.worker.models import JobRequest
 
     before = timezone.now()
@@ -79,6 +80,7 @@ def test_absolute_delay_is_the_start_time(db):
 )
 def test_invalid_delay_is_refused_and_nothing_is_stored(db, delay, error, message):
     from app.jobs import RecordJob
+
     from plain.worker.models import JobRequest
 
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -97,6 +99,7 @@ def test_invalid_delay_is_refused_and_nothing_is_stored(db, delay, error, messag
 )
 def test_invalid_options_are_refused(db, options, message):
     from app.jobs import RecordJob
+
     from plain.worker.models import JobRequest
 
     with pytest.raises((TypeError, ValueError), match=message):
@@ -120,6 +123,7 @@ def test_unregistered_job_class_is_refused_at_enqueue(db):
 
 def test_unique_key_returns_the_pending_request(db):
     from app.jobs import UniqueJob
+
     from plain.worker.models import JobRequest
 
     first = UniqueJob("a").run_in_worker()
@@ -135,6 +139,7 @@ def test_unique_key_returns_the_pending_request(db):
 
 def test_unique_key_returns_the_running_job(db):
     from app.jobs import UniqueJob
+
     from plain.worker.models import Job, JobRequest, WorkerIdentity
 
     UniqueJob("a").run_in_worker()
@@ -185,6 +190,7 @@ def test_racing_enqueues_of_one_unique_key_create_one_request(db):
 
 def test_bulk_enqueue_inserts_all_in_order(db):
     from app.jobs import PriorityJob, RecordJob
+
     from plain.worker import Job
     from plain.worker.models import JobRequest
 
@@ -200,6 +206,7 @@ def test_bulk_enqueue_inserts_all_in_order(db):
 
 def test_bulk_enqueue_honours_unique_keys(db):
     from app.jobs import RecordJob, UniqueJob
+
     from plain.worker import Job
     from plain.worker.models import JobRequest
 
@@ -214,6 +221,7 @@ def test_bulk_enqueue_honours_unique_keys(db):
 
 def test_bulk_enqueue_refuses_bad_arguments_before_inserting_anything(db):
     from app.jobs import EchoJob, RecordJob
+
     from plain.worker import Job
     from plain.worker.models import JobRequest
 

@@ -104,6 +104,7 @@ def test_deleted_model_argument_ends_errored_with_the_reason(worker):
     from app.jobs import EchoJob, RecordJob
     from app.records.models import Execution
     from app.users.models import User
+
     from plain.worker.models import JobResult
 
     user = User.objects.create(email="gone@example.com")

@@ -17,10 +17,10 @@ def executed_keys() -> list[str]:
 
 
 def test_two_workers_drain_1000_jobs_each_exactly_once(worker):
-    from plain.models import Count
-
     from app.jobs import RecordJob
     from app.records.models import Execution
+    from plain.models import Count
+
     from plain.worker import Job
     from plain.worker.models import JobResult
 
@@ -57,6 +57,7 @@ def test_priority_order_then_fifo_with_one_process(worker):
 
 def test_queue_isolation(worker):
     from app.jobs import RecordJob
+
     from plain.worker.models import JobRequest
 
     RecordJob("default-1").run_in_worker()
@@ -96,6 +97,7 @@ def test_delayed_job_waits_for_its_start_time(worker):
 
 def test_retries_are_counted_delayed_and_linked(worker):
     from app.jobs import FailingJob
+
     from plain.worker.models import JobRequest, JobResult
 
     FailingJob("fails", retries=2, delay=1).run_in_worker()
@@ -123,6 +125,7 @@ def test_retries_are_counted_delayed_and_linked(worker):
 
 def test_a_flaky_job_succeeds_on_retry(worker):
     from app.jobs import FlakyJob
+
     from plain.worker.models import JobResult
 
     FlakyJob("flaky", failures=2).run_in_worker()
@@ -135,6 +138,7 @@ def test_a_flaky_job_succeeds_on_retry(worker):
 
 def test_unique_key_is_deduplicated_while_the_job_runs(worker):
     from app.jobs import UniqueJob
+
     from plain.worker.models import Job, JobRequest, JobResult
 
     UniqueJob("slow", seconds=2).run_in_worker()
@@ -151,6 +155,7 @@ def test_unique_key_is_deduplicated_while_the_job_runs(worker):
 
 def test_unregistered_job_class_in_a_row_errors_and_the_worker_goes_on(worker):
     from app.jobs import RecordJob
+
     from plain.worker.models import JobRequest, JobResult
 
     JobRequest.objects.create(job_class="app.jobs.DeletedJob", parameters={"args": [], "kwargs": {}})
@@ -167,6 +172,7 @@ def test_unregistered_job_class_in_a_row_errors_and_the_worker_goes_on(worker):
 
 def test_rows_stored_under_an_alias_still_run(worker):
     from app.records.models import Execution
+
     from plain.worker.models import JobRequest
 
     JobRequest.objects.create(job_class="app.jobs.OldRenamedJob", parameters={"args": ["renamed"], "kwargs": {}})
@@ -177,6 +183,7 @@ def test_rows_stored_under_an_alias_still_run(worker):
 
 def test_return_values_are_ignored(worker):
     from app.jobs import BadReturnJob
+
     from plain.worker.models import JobResult
 
     BadReturnJob("lambda").run_in_worker()
@@ -187,6 +194,7 @@ def test_return_values_are_ignored(worker):
 
 def test_a_job_that_kills_its_process_is_lost_and_the_worker_goes_on(worker):
     from app.jobs import ExitJob, RecordJob
+
     from plain.worker.models import JobResult
 
     ExitJob("exit").run_in_worker()
@@ -204,6 +212,7 @@ def test_a_job_that_kills_its_process_is_lost_and_the_worker_goes_on(worker):
 def test_max_jobs_per_process_replaces_processes(worker):
     from app.jobs import RecordJob
     from app.records.models import Execution
+
     from plain.worker import Job
 
     Job.run_in_worker_bulk([RecordJob(f"recycle-{i}") for i in range(6)])
@@ -214,6 +223,7 @@ def test_max_jobs_per_process_replaces_processes(worker):
 
 def test_sigterm_stops_cleanly(worker):
     from app.jobs import SleepJob
+
     from plain.worker.models import JobResult, Worker
 
     SleepJob("sleepy", 1).run_in_worker()

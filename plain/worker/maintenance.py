@@ -68,18 +68,25 @@ def heartbeat(identity: WorkerIdentity, queues: list[str], max_processes: int) -
     return beat
 
 
-def rescue(now: datetime.datetime) -> None:
-    from .models import Job
-
-    for result in Job.rescue_dead_workers(now=now, timeout=settings.WORKER_HEARTBEAT_TIMEOUT):
-        log_lost(result)
+OnLost = Callable[[list[Any]], None]
 
 
-def expire(now: datetime.datetime) -> None:
-    from .models import Job
+def rescue(on_lost: OnLost) -> Callable[[datetime.datetime], None]:
+    def rescue_dead(now: datetime.datetime) -> None:
+        from .models import Job
 
-    for result in Job.expire(now=now, lost_after=settings.WORKER_JOBS_LOST_AFTER):
-        log_lost(result)
+        on_lost(Job.rescue_dead_workers(now=now, timeout=settings.WORKER_HEARTBEAT_TIMEOUT))
+
+    return rescue_dead
+
+
+def expire(on_lost: OnLost) -> Callable[[datetime.datetime], None]:
+    def expire_overdue(now: datetime.datetime) -> None:
+        from .models import Job
+
+        on_lost(Job.expire(now=now, lost_after=settings.WORKER_JOBS_LOST_AFTER))
+
+    return expire_overdue
 
 
 def log_lost(result: Any) -> None:
@@ -116,14 +123,16 @@ def duties(
     max_processes: int,
     stats_every: float,
     running: Callable[[], int],
+    on_lost: OnLost,
     extra: list[Duty] | None = None,
 ) -> Maintenance:
+    """The worker's duties; ``on_lost`` receives the results of every rescue and expiry."""
     interval = settings.WORKER_HEARTBEAT_INTERVAL
     return Maintenance(
         [
             Duty("heartbeat", interval, heartbeat(identity, queues, max_processes)),
-            Duty("rescue", interval, rescue),
-            Duty("expire", min(60.0, max(1.0, settings.WORKER_JOBS_LOST_AFTER / 10)), expire),
+            Duty("rescue", interval, rescue(on_lost)),
+            Duty("expire", min(60.0, max(1.0, settings.WORKER_JOBS_LOST_AFTER / 10)), expire(on_lost)),
             Duty("stats", stats_every, stats_line(queues, running, max_processes)),
             *(extra or []),
         ]

@@ -86,11 +86,22 @@ class Slot:
         # Recycling after --max-jobs-per-process is done here rather than with
         # max_tasks_per_child, which hangs a one-process pool on Python 3.11.
         self.jobs_in_process = 0
-        return ProcessPoolExecutor(
+        self.broken = False
+        executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=execution.initialize,
         )
+        # The first task reports the process id (and starts the process now).
+        self.ping = executor.submit(execution.ping)
+        return executor
+
+    def kill(self) -> None:
+        """SIGKILL this slot's process; reap() then sees a broken pool as usual."""
+        try:
+            os.kill(self.ping.result(timeout=5), signal.SIGKILL)
+        except (OSError, TimeoutError, BrokenProcessPool):
+            pass
 
     @property
     def exhausted(self) -> bool:
@@ -99,13 +110,19 @@ class Slot:
 
     @property
     def room(self) -> int:
-        return 0 if self.exhausted else self.depth - len(self.submitted)
+        return 0 if self.exhausted or self.broken else self.depth - len(self.submitted)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job) -> bool:
+        """Queue a job in this process; False if the process has died (reap() replaces it)."""
+        try:
+            future = self.executor.submit(execution.execute, task_for(job))
+        except BrokenProcessPool:
+            self.broken = True
+            return False
         self.jobs_in_process += 1
-        future = self.executor.submit(execution.execute, task_for(job))
         future.add_done_callback(lambda _: self.waker.wake())
         self.submitted.append((job, future))
+        return True
 
     def reap(self) -> tuple[list[tuple[Job, Outcome]], list[Job]]:
         """Return (finished, never started). A broken process is replaced."""
@@ -126,7 +143,9 @@ class Slot:
                 finished.append((job, errored_outcome(job, error)))
             else:
                 finished.append((job, future.result()))
-        if self.exhausted and not self.submitted:
+        if self.broken and not self.submitted:
+            self.replace()  # the process died between jobs
+        elif self.exhausted and not self.submitted:
             self.executor.shutdown(wait=False)
             self.executor = self._new_executor()
         return finished, []
@@ -210,6 +229,7 @@ class Supervisor:
             max_processes=max_processes,
             stats_every=stats_every,
             running=self.held_count,
+            on_lost=self.on_lost,
             extra=extra_duties,
         )
 
@@ -245,17 +265,25 @@ class Supervisor:
         )
 
     def warm_up(self) -> None:
-        """Start every job process before claiming, so the first jobs don't wait on
-        one slow start while lower-priority jobs run elsewhere, and a broken app
-        fails here with its own error."""
-        futures = [slot.executor.submit(execution.ping) for slot in self.slots]
-        for future in futures:
+        """Wait for every job process to start before claiming, so the first jobs
+        don't wait on one slow start while lower-priority jobs run elsewhere, and
+        a broken app fails here with its own error."""
+        for slot in self.slots:
             try:
-                future.result(timeout=120)
+                slot.ping.result(timeout=120)
             except BrokenProcessPool:
                 raise RuntimeError(
                     "A job process could not start; run `plain worker run-job` with one of your jobs to see why"
                 ) from None
+
+    def on_lost(self, results: list[Any]) -> None:
+        """Log jobs recorded LOST; stop our own process if it is still running one (a hung job)."""
+        lost = {result.job_uuid for result in results}
+        for result in results:
+            maintenance.log_lost(result)
+        for slot in self.slots:
+            if slot.submitted and slot.submitted[0][0].uuid in lost:
+                slot.kill()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop_requested += 1
@@ -288,7 +316,8 @@ class Supervisor:
             slot = max(self.slots, key=lambda s: s.room)
             if slot.room <= 0:
                 return
-            slot.submit(self.ready.popleft())
+            if slot.submit(self.ready[0]):
+                self.ready.popleft()
 
     def rebalance(self) -> None:
         """With no more work to claim, an idle process takes jobs queued behind a busy one."""

@@ -163,3 +163,63 @@ class RenamedJob(Job):
 
     def run(self):
         record(self, self.key)
+
+
+@register_job
+class CrashJob(Job):
+    """Dies the way real jobs die: os._exit, SIGKILL or a segmentation fault."""
+
+    def __init__(self, key, how, retries=0):
+        self.key = key
+        self.how = how
+        self.retries = retries
+
+    def get_retries(self):
+        return self.retries
+
+    def run(self):
+        import ctypes
+        import signal
+
+        record(self, self.key)
+        if self.how == "exit":
+            os._exit(3)
+        elif self.how == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif self.how == "segfault":
+            ctypes.string_at(0)
+
+
+@register_job
+class HangOnceJob(Job):
+    """Hangs on its first attempt only (until killed or cut off); later attempts finish at once."""
+
+    def __init__(self, key, seconds=60, retries=1):
+        self.key = key
+        self.seconds = seconds
+        self.retries = retries
+
+    def get_retries(self):
+        return self.retries
+
+    def run(self):
+        first = not Execution.objects.filter(key=f"{self.key}:start").exists()
+        record(self, f"{self.key}:start")
+        if first:
+            time.sleep(self.seconds)
+        record(self, self.key)
+
+
+@register_job
+class CpuHogJob(Job):
+    """Keeps a CPU busy without sleeping or touching the database."""
+
+    def __init__(self, key, seconds):
+        self.key = key
+        self.seconds = seconds
+
+    def run(self):
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            sum(range(1000))
+        record(self, self.key)
