@@ -12,6 +12,7 @@ import datetime
 import os
 import socket
 import sys
+from typing import ClassVar
 
 import pytest
 from plain.models import db_connection, transaction
@@ -165,6 +166,8 @@ def test_bad_filters_fail_like_run_in_worker(db):
         assert_enqueued("app.jobs.NoSuchJob")
     with pytest.raises(TypeError, match="Job class"):
         assert_enqueued(42)
+    with pytest.raises(TypeError, match="use start_at="):
+        assert_enqueued(delay=timezone.now())
 
 
 # drain()
@@ -340,13 +343,13 @@ def test_drain_inside_a_transaction_survives_a_database_error(db):
 class CountingMiddleware:
     """Counts the jobs it wraps (set by the tests through WORKER_MIDDLEWARE)."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def __init__(self, run_job):
         self.run_job = run_job
 
     def __call__(self, job):
-        CountingMiddleware.seen.append(job.job_class)
+        CountingMiddleware.seen.append(f"{job.job_class}@{job.queue}")
         self.run_job(job)
 
 
@@ -357,8 +360,8 @@ def test_drain_and_perform_use_the_middleware_setting(db, settings):
     settings.WORKER_MIDDLEWARE = [f"{__name__}.CountingMiddleware"]
     NoopJob().run_in_worker()
     drain()
-    perform(NoopJob())
-    assert CountingMiddleware.seen == ["app.jobs.NoopJob", "app.jobs.NoopJob"]
+    perform(NoopJob(), queue="emails")
+    assert CountingMiddleware.seen == ["app.jobs.NoopJob@default", "app.jobs.NoopJob@emails"]
 
 
 # perform()
@@ -454,6 +457,17 @@ def test_eager_mode_leaves_delayed_work_pending(db, settings):
         "slow",
         "later",
     ]
+
+
+def test_eager_mode_finishes_unique_jobs_before_returning(db, settings):
+    from app.jobs import UniqueJob
+
+    settings.WORKER_EAGER = True
+    first = UniqueJob("once").run_in_worker()
+    second = UniqueJob("once").run_in_worker()  # the first is no longer in progress
+
+    assert first.uuid != second.uuid
+    assert executions("once") == ["once", "once"]
 
 
 def test_eager_mode_runs_inside_the_callers_transaction(db, settings):

@@ -10,6 +10,8 @@ derives from this session's (test_<name> on PostgreSQL, in-memory on SQLite).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from test_testing_example import run_pytest
@@ -27,4 +29,17 @@ def test_the_helper_tests_run_with_plain_models_db_fixture():
 
     count = (TESTS_DIR / HELPER_TESTS).read_text().count("\ndef test_")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(rf"^{count} passed\b", result.stdout, re.M), result.stdout
+    assert re.search(rf"^{count} passed\b", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_a_conftest_can_import_the_helpers_before_plain_is_set_up():
+    """pytest imports conftest.py before plain.pytest calls plain.runtime.setup()."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import plain.worker.testing, plain.runtime; assert not plain.runtime._is_setup_complete"],
+        cwd=TESTS_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr

@@ -8,6 +8,8 @@ Arguments are compared in their stored form: the expected values go through
 the same encoder as ``run_in_worker()``, so a model instance matches the
 reference a worker would load, and a value that could not be enqueued fails
 here with the same TypeError.
+
+Model imports stay inside functions, as in running.py.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import datetime
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from .. import parameters
 from ..jobs import Job
-from ..models import Job as JobRow
-from ..models import JobRequest, JobResult
 from ..registry import job_class_name, jobs_registry
+
+if TYPE_CHECKING:
+    from ..models import JobRequest
 
 #: How many pending requests a failure message lists before summarising the rest.
 LISTED = 20
@@ -77,7 +81,7 @@ def criteria(
     for name, value in (("queue", queue), ("priority", priority), ("unique_key", unique_key),
                         ("retry_attempt", retry_attempt)):
         if value is not None:
-            found.append(_equal(name, value, lambda r, name=name: getattr(r, name)))
+            found.append(_equal(name, value, attrgetter(name)))
     if delay is not None:
         found.append(_delay_criterion(delay))
     if start_at is not None:
@@ -118,37 +122,42 @@ def delay_of(request: JobRequest) -> int:
 def _seconds(value: Seconds) -> int:
     if isinstance(value, datetime.timedelta):
         return round(value.total_seconds())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"delay must be seconds, a timedelta or a (min, max) window, not {value!r} (use start_at=)")
     return round(value)
+
+
+def _show_seconds(seconds: int) -> str:
+    return f"{seconds}s"
+
+
+def _start_of(request: JobRequest) -> datetime.datetime:
+    return request.start_at or request.created_at
 
 
 def _delay_criterion(delay: Seconds | DelayWindow) -> Criterion:
     if isinstance(delay, tuple):
-        low, high = (None if bound is None else _seconds(bound) for bound in delay)
-        return Criterion(
-            "delay",
-            f"delay {_window_text(low, high, lambda s: f'{s}s')}",
-            delay_of,
-            lambda actual: (low is None or actual >= low) and (high is None or actual <= high),
-            lambda actual: f"{actual}s",
-        )
-    seconds = _seconds(delay)
-    return Criterion("delay", f"delay={seconds}s", delay_of, lambda actual: actual == seconds, lambda actual: f"{actual}s")
+        low, high = delay
+        bounds = (None if low is None else _seconds(low), None if high is None else _seconds(high))
+        return _within("delay", bounds, delay_of, _show_seconds)
+    return _equal("delay", _seconds(delay), delay_of, _show_seconds)
 
 
 def _start_criterion(start_at: datetime.datetime | StartWindow) -> Criterion:
-    def value(request: JobRequest) -> datetime.datetime:
-        return request.start_at or request.created_at
-
     if isinstance(start_at, tuple):
-        earliest, latest = start_at
-        return Criterion(
-            "start_at",
-            f"start_at {_window_text(earliest, latest, _iso)}",
-            value,
-            lambda actual: (earliest is None or actual >= earliest) and (latest is None or actual <= latest),
-            _iso,
-        )
-    return Criterion("start_at", f"start_at={_iso(start_at)}", value, lambda actual: actual == start_at, _iso)
+        return _within("start_at", start_at, _start_of, _iso)
+    return _equal("start_at", start_at, _start_of, _iso)
+
+
+def _within(name: str, bounds: tuple[Any, Any], value: Callable[[JobRequest], Any], show: Callable[[Any], str]) -> Criterion:
+    low, high = bounds
+    return Criterion(
+        name,
+        f"{name} {_window_text(low, high, show)}",
+        value,
+        lambda actual: (low is None or actual >= low) and (high is None or actual <= high),
+        show,
+    )
 
 
 def _window_text(low: Any, high: Any, show: Callable[[Any], str]) -> str:
@@ -168,8 +177,11 @@ def _iso(value: datetime.datetime) -> str:
 # the public assertions
 
 
-def _pending() -> list[JobRequest]:
-    return list(JobRequest.objects.order_by("id"))
+def _pending_and_matching(wanted: list[Criterion]) -> tuple[list[JobRequest], list[JobRequest]]:
+    from ..models import JobRequest
+
+    pending = list(JobRequest.objects.order_by("id"))
+    return pending, [request for request in pending if all(c.holds(request) for c in wanted)]
 
 
 def enqueued(
@@ -187,7 +199,7 @@ def enqueued(
     """The pending JobRequests matching every given filter, in the order they were enqueued."""
     wanted = criteria(job, args=args, kwargs=kwargs, queue=queue, priority=priority, unique_key=unique_key,
                       retry_attempt=retry_attempt, delay=delay, start_at=start_at)
-    return [request for request in _pending() if all(c.holds(request) for c in wanted)]
+    return _pending_and_matching(wanted)[1]
 
 
 def assert_enqueued(
@@ -206,8 +218,7 @@ def assert_enqueued(
     """Fail unless a pending job matches (exactly ``count`` of them, if given); return the matches."""
     wanted = criteria(job, args=args, kwargs=kwargs, queue=queue, priority=priority, unique_key=unique_key,
                       retry_attempt=retry_attempt, delay=delay, start_at=start_at)
-    pending = _pending()
-    matching = [request for request in pending if all(c.holds(request) for c in wanted)]
+    pending, matching = _pending_and_matching(wanted)
     if (matching and count is None) or len(matching) == count:
         return matching
     expected = "a pending job" if count is None else f"{count} pending job{'' if count == 1 else 's'}"
@@ -232,8 +243,7 @@ def assert_not_enqueued(
     """Fail if any pending job matches the given filters (with none given: if anything is pending)."""
     wanted = criteria(job, args=args, kwargs=kwargs, queue=queue, priority=priority, unique_key=unique_key,
                       retry_attempt=retry_attempt, delay=delay, start_at=start_at)
-    pending = _pending()
-    matching = [request for request in pending if all(c.holds(request) for c in wanted)]
+    pending, matching = _pending_and_matching(wanted)
     if matching:
         raise AssertionError(
             f"Expected no pending job matching {_describe_wanted(wanted)}, found {len(matching)}.\n"
@@ -263,6 +273,9 @@ def _listing(pending: list[JobRequest], wanted: list[Criterion]) -> str:
 
 def _elsewhere() -> str:
     """Point at jobs that left the queue already, the usual reason it is empty."""
+    from ..models import Job as JobRow
+    from ..models import JobResult
+
     running, finished = JobRow.objects.count(), JobResult.objects.count()
     if not running and not finished:
         return ""

@@ -9,6 +9,9 @@ this process, under a WorkerIdentity naming this process.
 ``now`` only decides which jobs are due. The rows carry the real clock, and a
 retry's delay counts from the real time of the failure, so ``drain(now=...)``
 far enough ahead also runs the retries due before ``now``.
+
+Model imports stay inside functions so that a conftest.py can import this
+module before Plain is set up (pytest loads it before plain.pytest runs setup).
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from plain.models import DatabaseError, db_connection
 from plain.utils import timezone
 
 from .. import execution
-from ..models import Job as JobRow
-from ..models import JobRequest, JobResult, JobResultStatuses, Outcome, WorkerIdentity
 from ..workers import task_for
 
 if TYPE_CHECKING:
     from ..jobs import Job
+    from ..models import Job as JobRow
+    from ..models import JobResult, Outcome, WorkerIdentity
 
 #: Default bound on the jobs one drain() runs; a job that keeps enqueuing itself hits it.
 MAX_JOBS = 100
@@ -70,21 +73,28 @@ def drain(
     running job number ``max_jobs + 1``, which stays pending; with
     ``raise_errors``, raises JobFailed after recording the first job that fails.
     """
+    from ..models import Job as JobRow
+    from ..models import JobResultStatuses
+
     global _draining
     if now is not None and timezone.is_naive(now):
         raise ValueError(f"now must be timezone-aware, not {now.isoformat()}")
     identity = this_process()
     execution.middleware_chain.cache_clear()  # Follow WORKER_MIDDLEWARE changes made by the test.
     results: list[JobResult] = []
+    ran = 0
     _draining += 1
     try:
         while job := _claim_next(queues, now, identity):
-            if len(results) >= max_jobs:
+            if ran == max_jobs:
                 JobRow.release([job], identity)
                 raise DrainLimitReached(_limit_message(max_jobs, results, job))
-            results.extend(recorded := JobRow.finish([(job, run(job))], identity))
-            if raise_errors and recorded and recorded[0].status != JobResultStatuses.SUCCESSFUL:
-                raise JobFailed(recorded[0].job_class, recorded[0].status, recorded[0].error)
+            ran += 1
+            recorded = JobRow.finish([(job, run(job))], identity)
+            results.extend(recorded)
+            failed = [result for result in recorded if result.status != JobResultStatuses.SUCCESSFUL]
+            if raise_errors and failed:
+                raise JobFailed(failed[0].job_class, failed[0].status, failed[0].error)
     finally:
         _draining -= 1
     return results
@@ -92,6 +102,8 @@ def drain(
 
 def _claim_next(queues: str | Iterable[str] | None, now: datetime.datetime | None,
                 identity: WorkerIdentity) -> JobRow | None:
+    from ..models import JobRequest
+
     if isinstance(queues, str):
         names = [queues]
     elif queues is not None:
@@ -116,6 +128,8 @@ def _limit_message(max_jobs: int, results: list[JobResult], next_job: JobRow) ->
 
 def this_process() -> WorkerIdentity:
     """The identity the test process records on results, like a worker's."""
+    from ..models import WorkerIdentity
+
     return WorkerIdentity(uuid=uuid.uuid4(), hostname=socket.gethostname(), pid=os.getpid())
 
 
@@ -158,6 +172,8 @@ def perform(
     again) and the rebuilt job runs through the middleware chain. Raises
     JobFailed if it fails, unless ``raise_errors=False``; returns the Outcome.
     """
+    from ..models import JobResultStatuses
+
     request = job._build_request(
         queue=queue, delay=None, priority=priority, retries=retries, unique_key=unique_key, source=""
     )
