@@ -1,11 +1,12 @@
 """The README's Testing section, executed verbatim.
 
-Every ```python block in plain/worker/TESTING.md starts with a comment naming
-its file (``# app/users/jobs.py``). The blocks are written to those paths in a
-copy of tests/testing_example/ (a bare app with a User model) and pytest runs
-there in a subprocess with plain.models' own rolled-back `db` fixture, the
-setup a reader of the README has. The sample failure message in the ```text
-block is checked against the real one.
+Every ```python block in the "## Testing" section of plain/worker/TESTING.md
+(to be pasted into the package README: point DOCUMENT there then) starts with
+a comment naming its file (``# app/users/jobs.py``). The blocks are written to
+those paths in a copy of tests/testing_example/ (a bare app with a User model)
+and pytest runs there in a subprocess with plain.models' own rolled-back `db`
+fixture, the setup a reader of the README has. The sample failure message in
+the ```text block is checked against the real one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def test_the_sample_failure_message_is_real(db):
 '''
 
 
+def section_text() -> str:
+    """The "## Testing" section, up to the next level-2 heading (so DOCUMENT can be the README)."""
+    text = DOCUMENT.read_text()
+    start = text.index("## Testing\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end == -1 else text[start:end]
+
+
 def code_blocks(markdown: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", markdown, re.DOTALL | re.MULTILINE)
 
@@ -52,7 +61,7 @@ def code_blocks(markdown: str, language: str) -> list[str]:
 def write_example(project: Path) -> list[str]:
     """Write each python block where its first line says; return the paths."""
     paths = []
-    for block in code_blocks(DOCUMENT.read_text(), "python"):
+    for block in code_blocks(section_text(), "python"):
         first_line = block.splitlines()[0]
         match = re.fullmatch(r"# ([\w/]+\.py)", first_line)
         assert match, f"A python block in {DOCUMENT.name} must start with '# <path>.py', not {first_line!r}"
@@ -86,7 +95,7 @@ def test_the_readme_testing_example_runs_verbatim(tmp_path):
     shutil.copytree(PROJECT, project)
     paths = write_example(project)
     assert paths == ["app/users/jobs.py", "app/users/signup.py", "tests/test_welcome.py"]
-    [sample] = code_blocks(DOCUMENT.read_text(), "text")
+    [sample] = code_blocks(section_text(), "text")
     (project / "tests" / "sample_message.txt").write_text(sample)
     (project / "tests" / "test_sample_message.py").write_text(SAMPLE_MESSAGE_TEST)
     examples = (project / "tests" / "test_welcome.py").read_text().count("\ndef test_")
