@@ -33,3 +33,7 @@ WORKER_POLL_INTERVAL: int | float = 1
 #: Deprecated name from plain.worker <= 0.27 (seconds). When set, it takes the
 #: place of WORKER_JOB_HISTORY_DAYS so an upgraded app keeps its retention.
 WORKER_JOBS_CLEARABLE_AFTER: int | None = None
+
+#: Tests only: run_in_worker() runs the jobs that are due right away, in the
+#: calling process and transaction (see plain.worker.testing). Never in production.
+WORKER_EAGER: bool = False

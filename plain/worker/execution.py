@@ -141,8 +141,13 @@ def retry_delay(job: Any, task: Task) -> int | None:
 
 
 def close_connection_if_broken() -> None:
-    """Drop a connection a job left in a failed state so the next job gets a fresh one."""
+    """Drop a connection a job left in a failed state so the next job gets a fresh one.
+
+    Not inside an atomic block: there the connection belongs to a caller running
+    the job in its own transaction (plain.worker.testing), and closing it would
+    break that transaction. A worker process never runs a job inside one.
+    """
     from plain.models import db_connection
 
-    if db_connection.has_connection():
+    if db_connection.has_connection() and not db_connection.in_atomic_block:
         db_connection.close_if_unusable_or_obsolete()

@@ -80,6 +80,7 @@ class Job:
             request.trace_id, request.span_id = telemetry.span_ids(span)
             result = _enqueue(request.enqueue)
             telemetry.set_job_uuid(span, str(request.uuid))
+        _run_if_eager()
         return result
 
     @classmethod
@@ -112,7 +113,9 @@ class Job:
             trace_id, span_id = telemetry.span_ids(span)
             for request in requests:
                 request.trace_id, request.span_id = trace_id, span_id
-            return _enqueue(lambda: JobRequest.enqueue_bulk(requests))
+            results = _enqueue(lambda: JobRequest.enqueue_bulk(requests))
+        _run_if_eager()
+        return results
 
     def _build_request(
         self,
@@ -154,6 +157,16 @@ def _enqueue(insert: Any) -> Any:
         if "plainworker_" in str(error) and ("no such table" in str(error) or "does not exist" in str(error)):
             raise DatabaseNotMigrated(str(error).splitlines()[0]) from error
         raise
+
+
+def _run_if_eager() -> None:
+    """WORKER_EAGER (tests): run the jobs that are due now, in this process."""
+    from plain.runtime import settings
+
+    if settings.WORKER_EAGER:
+        from .testing.running import run_eagerly
+
+        run_eagerly()
 
 
 def start_time(delay: Delay | None, now: datetime.datetime) -> datetime.datetime:

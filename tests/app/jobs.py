@@ -223,3 +223,28 @@ class CpuHogJob(Job):
         while time.monotonic() < deadline:
             sum(range(1000))
         record(self, self.key)
+
+
+@register_job
+class ChainJob(Job):
+    """Records, then enqueues itself with ``remaining - 1`` until 0 (never, from a negative start)."""
+
+    def __init__(self, key, remaining):
+        self.key = key
+        self.remaining = remaining
+
+    def run(self):
+        record(self, self.key, {"remaining": self.remaining})
+        if self.remaining != 0:
+            ChainJob(self.key, self.remaining - 1).run_in_worker()
+
+
+@register_job
+class BadSQLJob(Job):
+    """Fails on a database error (which aborts an enclosing PostgreSQL transaction)."""
+
+    def run(self):
+        from plain.models import db_connection
+
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table_for_bad_sql_job")
