@@ -164,7 +164,8 @@ class WorkerProcess:
         return self.process.pid
 
     def output(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text()
 
     def send(self, signum: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import multiprocessing
 import sys
 
@@ -27,7 +28,8 @@ def test_run_in_worker_stores_a_request_with_defaults(db):
         "default", 0, 0, 0, ""
     )
     assert before <= stored.start_at <= timezone.now()
-    enqueue_line = test_run_in_worker_stores_a_request_with_defaults.__code__.co_firstlineno + 5
+    lines, first = inspect.getsourcelines(test_run_in_worker_stores_a_request_with_defaults)
+    enqueue_line = first + next(i for i, line in enumerate(lines) if ".run_in_worker()" in line)
     assert stored.source == f"{__file__}:{enqueue_line}"
 
 
