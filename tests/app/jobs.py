@@ -152,3 +152,40 @@ class BadReturnJob(Job):
 class NoopJob(Job):
     def run(self):
         pass
+
+
+# Scheduled jobs (tests/test_scheduling.py).
+
+from plain.worker.scheduling import Schedule
+
+
+@register_job
+class EverySecondJob(Job):
+    """Scheduled by its class attribute, on a queue only the scheduling tests' workers serve."""
+
+    schedule = Schedule.from_cron("* * * * * *")
+
+    def get_queue(self):
+        return "scheduled"
+
+    def run(self):
+        record(self, "every-second")
+
+
+@register_job
+class ScheduledRecordJob(Job):
+    """Scheduled by the tests through WORKER_JOBS_SCHEDULE; records each run."""
+
+    def run(self):
+        record(self, "scheduled")
+
+
+@register_job
+class UniqueScheduledJob(Job):
+    """A scheduled job with a unique key: an occurrence is skipped while the last one is pending."""
+
+    def get_unique_key(self):
+        return "scheduled-unique"
+
+    def run(self):
+        record(self, "scheduled-unique")
