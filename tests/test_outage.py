@@ -52,8 +52,8 @@ def _check_every_job_finished_once(total: int) -> None:
 @postgres_only
 def test_dropped_connections_mid_drain(worker):
     from app.jobs import RecordJob
-
     from plain.models import db_connection
+
     from plain.worker import Job
     from plain.worker.models import JobResult
 
@@ -76,8 +76,8 @@ def test_dropped_connections_mid_drain(worker):
 @postgres_only
 def test_database_down_for_seconds_then_back(worker):
     from app.jobs import RecordJob
-
     from plain.models import db_connection
+
     from plain.worker.models import JobResult
 
     for i in range(20):
@@ -94,7 +94,6 @@ def test_database_down_for_seconds_then_back(worker):
         assert process.alive()
     finally:
         import psycopg
-
         from conftest import POSTGRES_SERVER
 
         with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
@@ -112,8 +111,8 @@ def test_database_down_for_seconds_then_back(worker):
 @sqlite_only
 def test_sqlite_file_locked_longer_than_the_busy_timeout(worker):
     from app.jobs import RecordJob
-
     from plain.models import db_connection
+
     from plain.worker.models import JobResult, Worker
 
     process = worker()

@@ -142,6 +142,7 @@ def test_published_database_upgrades_and_its_pending_jobs_run(published_python, 
     assert applied == [
         "Applying plainworker.0003_worker_tracking... OK",
         "Applying plainworker.0004_claim_index_and_notify... OK",
+        "Applying plainworker.0005_schedule_runs... OK",
     ]
 
     check = run(sys.executable, ["-m", "plain", "makemigrations", "--check", "--dry-run"], project, database_url)

@@ -1,4 +1,9 @@
-"""History retention: the ``worker.clear_completed`` chore (``plain chores run``)."""
+"""History retention: the ``worker.clear_completed`` chore (``plain chores run``).
+
+JobResults older than WORKER_JOB_HISTORY_DAYS are deleted, by this chore and by
+``plain worker clear-completed``. The records of past schedule occurrences
+(ScheduleRun) go with them: a worker only looks at occurrences that just came.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +23,15 @@ def history_cutoff(now: datetime.datetime) -> datetime.datetime:
 
 
 def delete_old_results(now: datetime.datetime | None = None) -> int:
-    """Delete JobResults older than the history window; return how many."""
-    from .models import JobResult
+    """Delete JobResults (and schedule occurrence records) older than the history window.
 
-    cutoff = history_cutoff(now or timezone.now())
+    Returns how many JobResults were deleted.
+    """
+    from .models import JobResult, ScheduleRun
+
+    cutoff = history_cutoff(timezone.now() if now is None else now)
     deleted, _ = JobResult.objects.older_than(cutoff).delete()
+    ScheduleRun.delete_older_than(cutoff)
     return deleted
 
 

@@ -129,16 +129,18 @@ def run(
     shutdown_timeout: float | None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT."""
-    from .scheduling import schedule_duties
+    from .scheduling import Scheduler
     from .workers import Supervisor
 
     queue_list = check_queues(queues)
     check_migrated()
     warn_unknown_queues(queue_list)
     try:
-        duties = schedule_duties(queue_list)
+        scheduler = Scheduler.load(queue_list, timezone.now())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    for line in scheduler.describe():
+        click.echo(line)
     Supervisor(
         queues=queue_list,
         max_processes=max_processes or default_processes(),
@@ -146,7 +148,7 @@ def run(
         max_pending_per_process=max_pending_per_process,
         stats_every=stats_every,
         shutdown_timeout=shutdown_timeout,
-        extra_duties=duties,
+        extra_duties=scheduler.duties(),
     ).run()
 
 

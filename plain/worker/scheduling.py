@@ -1,36 +1,145 @@
-"""Cron schedules for jobs.
+"""Scheduled jobs: cron schedules, where they are declared, and how workers enqueue them.
 
-``Schedule.from_cron("0 9 * * *")`` wraps croniter. Schedules come from a
-``schedule`` class attribute on registered jobs and from WORKER_JOBS_SCHEDULE.
+Declaring
+    A registered job with a ``schedule = Schedule.from_cron("0 9 * * *")``
+    class attribute, or an entry of WORKER_JOBS_SCHEDULE: a ``(job, schedule)``
+    pair where job is a dotted job class name or ``"cmd:<shell command>"`` and
+    schedule is a cron string or a Schedule. A scheduled job is built with no
+    arguments (``"cmd:"`` entries become ``ShellCommandJob(command)``, which
+    fails when the command exits non-zero) and goes to the queue its
+    ``get_queue()`` names. Every entry is checked when a worker starts: an
+    unknown job, a job that cannot be built without arguments or a bad cron
+    expression stops the worker with a message naming the entry.
+
+Cron expressions
+    Five fields (minute hour day-of-month month day-of-week) with numbers,
+    ``JAN``-``DEC``, ``SUN``-``SAT`` (Sunday is 0 or 7), ranges, lists and
+    steps, or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight,
+    @hourly. A sixth field, seconds, is accepted after the other five
+    (croniter's convention); it is meant for tests. Parsing is croniter's.
+    When both day fields are restricted, a day matching either one runs the
+    job; a field starting with ``*`` (``*/2``) counts as unrestricted, so then
+    both must match (crontab(5) on Linux). Times are wall-clock times in the
+    app's TIME_ZONE. On a day when clocks go forward, a time that does not
+    exist runs at the first minute after the jump (02:30 -> 03:00); when clocks
+    go back, a job with a fixed minute and hour runs once, in the first pass
+    through the repeated hour, while a job whose minute or hour field starts
+    with ``*`` runs in both passes, since real time keeps passing.
+
+Enqueuing, exactly once
+    Each worker schedules the entries whose queue it serves. It sleeps until
+    the next occurrence (the supervisor's wait is bounded by the next due
+    duty), then enqueues it in one transaction with a ScheduleRun row whose
+    (schedule key, occurrence) pair is unique. However many workers race for an
+    occurrence, the database lets one insert win; the others skip it. The key
+    is the job's dotted name (or ``cmd:...`` text) and the expression, so
+    changing an expression starts a new schedule. Workers' clocks must agree
+    to well within the shortest period (NTP). A job whose get_unique_key() is
+    not empty is skipped at an occurrence while an earlier run is still
+    pending or running (the usual unique-key rule), and that is logged.
+
+Missed occurrences
+    Occurrences that pass while no worker serving the queue is running are
+    not enqueued later: a worker starting up schedules the first occurrence
+    after its start and never catches up. If a running worker gets to an
+    occurrence late (the database was unreachable, the machine stalled), it
+    enqueues only the most recent occurrence that has passed, once, and
+    resumes with the next one after now: no flood of missed runs.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
+import hashlib
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
+from plain.runtime import settings
 from plain.utils import timezone
 
+from .exceptions import JobNotRegistered
+from .jobs import Job
+from .maintenance import Duty
+from .registry import job_class_name, jobs_registry, register_job
+
 if TYPE_CHECKING:
-    from .maintenance import Duty
+    from .models import JobRequest
+
+logger = logging.getLogger("plain.worker")
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+#: Each field's name and what it accepts, in croniter's order (seconds last).
+FIELDS = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT"),
+    ("second", "0-59"),
+]
+
+#: Longest a worker sleeps before looking at the wall clock again (seconds), so a
+#: clock correction cannot make it oversleep an occurrence by more than this.
+MAX_SLEEP_SECONDS = 60.0
+
+#: Seconds before a worker retries an occurrence it failed to enqueue.
+RETRY_SECONDS = 1.0
 
 
 class Schedule:
-    """A cron expression (5 fields or an @alias) and its next occurrence."""
+    """A cron expression (5 fields or an @alias) and its occurrences in the app's time zone."""
 
     def __init__(self, expression: str) -> None:
-        if not isinstance(expression, str) or not croniter.is_valid(expression):
-            raise ValueError(f"Invalid cron expression {expression!r}")
         self.expression = expression
+        self.cron = standard_form(expression)
+        minute, hour = self.cron.split()[:2]
+        self.runs_every_pass = minute.startswith("*") or hour.startswith("*")
 
     @classmethod
     def from_cron(cls, expression: str) -> Schedule:
+        """Raises ValueError naming the expression and what is wrong with it."""
         return cls(expression)
 
     def next(self, now: datetime.datetime | None = None) -> datetime.datetime:
-        start = timezone.localtime(now or timezone.now())
-        return croniter(self.expression, start).get_next(datetime.datetime)
+        """The first occurrence strictly after ``now`` (default: the current time)."""
+        start = timezone.localtime(timezone.now() if now is None else now, timezone.get_default_timezone())
+        times = croniter(self.cron, start, implement_cron_bug=True)
+        while True:
+            moment = times.get_next(datetime.datetime)
+            if not self._skips(moment):
+                return moment
+
+    def latest(self, now: datetime.datetime) -> datetime.datetime:
+        """The last occurrence at or before ``now``."""
+        start = timezone.localtime(now, timezone.get_default_timezone())
+        times = croniter(self.cron, start + datetime.timedelta(microseconds=1), implement_cron_bug=True)
+        moment = times.get_prev(datetime.datetime)
+        while self._skips(moment):
+            moment = times.get_prev(datetime.datetime)
+        # Going backwards, croniter can land one pass early in an hour repeated
+        # when clocks go back; stepping forward with next() settles it.
+        while (following := self.next(moment)) <= now:
+            moment = following
+        return moment
+
+    def _skips(self, moment: datetime.datetime) -> bool:
+        """A fixed-time job's second pass through an hour repeated when clocks go back."""
+        repeated = moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
+        return repeated and not self.runs_every_pass
 
     def __str__(self) -> str:
         return self.expression
@@ -38,7 +147,235 @@ class Schedule:
     def __repr__(self) -> str:
         return f"Schedule.from_cron({self.expression!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Schedule) and other.expression == self.expression
 
-def schedule_duties(queues: list[str]) -> list[Duty]:
-    """Maintenance duties that enqueue scheduled jobs for these queues."""
-    return []
+    def __hash__(self) -> int:
+        return hash(self.expression)
+
+
+def standard_form(expression: Any) -> str:
+    """The expression as croniter should read it, or ValueError saying what is wrong."""
+    if not isinstance(expression, str):
+        raise ValueError(f"Invalid cron expression {expression!r}: expected a string such as '0 9 * * *'")
+    text = " ".join(expression.split())
+    if text.startswith("@"):
+        if text.lower() not in ALIASES:
+            raise ValueError(f"Invalid cron expression {expression!r}: use one of {', '.join(ALIASES)}")
+        return ALIASES[text.lower()]
+    fields = text.split()
+    if len(fields) not in (5, 6):
+        raise ValueError(
+            f"Invalid cron expression {expression!r}: expected 5 fields "
+            f"({' '.join(name for name, _ in FIELDS[:5])}), got {len(fields)}"
+        )
+    try:
+        croniter(text, datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC), implement_cron_bug=True).get_next()
+    except CroniterBadDateError:
+        raise ValueError(f"Invalid cron expression {expression!r}: it never matches a date") from None
+    except CroniterError as error:
+        raise ValueError(f"Invalid cron expression {expression!r}: {field_problem(fields) or error}") from None
+    return text
+
+
+def field_problem(fields: list[str]) -> str:
+    """Name the one field croniter rejects on its own, if there is one."""
+    for index, field in enumerate(fields):
+        alone = ["*"] * len(fields)
+        alone[index] = field
+        if not croniter.is_valid(" ".join(alone)):
+            name, accepted = FIELDS[index]
+            return f"{name} field {field!r} is not valid (it takes {accepted}, with ranges, lists and steps)"
+    return ""
+
+
+@register_job
+class ShellCommandJob(Job):
+    """Runs a ``"cmd:..."`` entry of WORKER_JOBS_SCHEDULE in a shell; a non-zero exit fails the job."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def run(self) -> None:
+        completed = subprocess.run(
+            self.command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", check=False,
+        )
+        output = completed.stdout.strip()
+        if completed.returncode:
+            status = (
+                f"was killed by signal {-completed.returncode}" if completed.returncode < 0
+                else f"exited with status {completed.returncode}"
+            )
+            tail = "\n".join(output.splitlines()[-20:])
+            raise RuntimeError(f"Command {self.command!r} {status}" + (f"; last output:\n{tail}" if tail else ""))
+        if output:
+            logger.info("Command %r output:\n%s", self.command, output, extra={"event": "command_output"})
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """One scheduled job: what to enqueue (``build()``), when, and to which queue."""
+
+    label: str  # dotted job class name, or "cmd:<command>"
+    schedule: Schedule
+    queue: str
+    build: Callable[[], Job]
+
+    @property
+    def key(self) -> str:
+        """What ScheduleRun rows are unique on, with the occurrence (at most 255 characters)."""
+        key = f"{self.label} {' '.join(str(self.schedule).split())}"
+        if len(key) <= 255:
+            return key
+        return f"{key[:230]}~{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+def load_schedule() -> list[ScheduledJob]:
+    """Every scheduled job, from class attributes then WORKER_JOBS_SCHEDULE, checked.
+
+    Raises ValueError naming the first bad entry. The same job on the same
+    expression declared twice is scheduled once.
+    """
+    entries = []
+    for name, cls in sorted(jobs_registry.jobs.items()):
+        schedule = getattr(cls, "schedule", None)
+        if isinstance(schedule, str):
+            raise ValueError(f"{name}.schedule is a string: write schedule = Schedule.from_cron({schedule!r})")
+        if isinstance(schedule, Schedule):
+            entries.append(checked_entry(name, schedule, cls, where=f"{name}.schedule ({schedule})"))
+    for index, item in enumerate(settings.WORKER_JOBS_SCHEDULE):
+        entries.append(setting_entry(item, where=f"WORKER_JOBS_SCHEDULE entry {index} {item!r}"))
+    return list({entry.key: entry for entry in entries}.values())
+
+
+def setting_entry(item: Any, where: str) -> ScheduledJob:
+    if not isinstance(item, list | tuple) or len(item) != 2:
+        raise ValueError(f"{where}: expected a (job, schedule) pair such as ('app.jobs.ReportJob', '0 9 * * *')")
+    job, when = item
+    try:
+        schedule = when if isinstance(when, Schedule) else Schedule.from_cron(when)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if isinstance(job, str) and job.startswith("cmd:"):
+        command = job.removeprefix("cmd:").strip()
+        if not command:
+            raise ValueError(f"{where}: 'cmd:' must be followed by a shell command")
+        return checked_entry(f"cmd:{command}", schedule, lambda: ShellCommandJob(command), where)
+    if isinstance(job, type) and issubclass(job, Job):
+        job = job_class_name(job)
+    if not isinstance(job, str):
+        raise ValueError(f"{where}: the job must be a dotted job class name or 'cmd:<shell command>'")
+    try:
+        cls = jobs_registry.get_class(job)
+    except JobNotRegistered as error:
+        raise ValueError(f"{where}: {error}") from None
+    return checked_entry(job_class_name(cls), schedule, cls, where)
+
+
+def checked_entry(label: str, schedule: Schedule, build: Callable[[], Job], where: str) -> ScheduledJob:
+    """Build the job once now, so a job that cannot be built fails at start-up, not at 9 AM."""
+    try:
+        queue = build().get_queue()
+    except Exception as error:  # Misconfiguration boundary: reported at start-up, naming the entry.
+        raise ValueError(
+            f"{where}: building the job failed ({type(error).__name__}: {error}); "
+            "a scheduled job is built with no arguments"
+        ) from None
+    return ScheduledJob(label, schedule, queue, build)
+
+
+class Scheduler:
+    """What one worker schedules: the entries for its queues and each one's next occurrence."""
+
+    def __init__(self, entries: list[ScheduledJob], queues: list[str], now: datetime.datetime) -> None:
+        self.entries = entries
+        self.served = [entry for entry in entries if entry.queue in queues]
+        self.targets = {entry.key: entry.schedule.next(now) for entry in self.served}
+        self.duty = Duty("schedule", RETRY_SECONDS, self.tick)
+
+    @classmethod
+    def load(cls, queues: list[str], now: datetime.datetime) -> Scheduler:
+        """The schedule of a worker starting at ``now``; ValueError for a bad entry."""
+        return cls(load_schedule(), queues, now)
+
+    def duties(self) -> list[Duty]:
+        return [self.duty] if self.served else []
+
+    def tick(self, now: datetime.datetime) -> None:
+        """The duty: enqueue what is due, then sleep until the next occurrence."""
+        self.enqueue_due(now)
+        self.duty.due = time.monotonic() + self.seconds_until_next(now)
+
+    def enqueue_due(self, now: datetime.datetime) -> list[JobRequest]:
+        """Enqueue every served entry whose occurrence has come; return the new requests.
+
+        An entry that is late by several occurrences enqueues only the latest.
+        A database error propagates and leaves the rest due for the retry.
+        """
+        enqueued = []
+        for entry in self.served:
+            if now < self.targets[entry.key]:
+                continue
+            occurrence = max(self.targets[entry.key], entry.schedule.latest(now))
+            request = enqueue_occurrence(entry, occurrence)
+            self.targets[entry.key] = entry.schedule.next(now)
+            if request is not None:
+                enqueued.append(request)
+        return enqueued
+
+    def seconds_until_next(self, now: datetime.datetime) -> float:
+        soonest = min(self.targets.values())
+        return min(MAX_SLEEP_SECONDS, max(0.0, (soonest - now).total_seconds()))
+
+    def describe(self) -> list[str]:
+        """The start-up printout: every scheduled job and when this worker will next enqueue it."""
+        if not self.entries:
+            return ["Schedule: no scheduled jobs"]
+        rows = [
+            (
+                str(entry.schedule),
+                entry.label,
+                f"queue {entry.queue}",
+                f"next {self.targets[entry.key]:%Y-%m-%d %H:%M:%S %Z}" if entry in self.served
+                else "not scheduled here (queue not served)",
+            )
+            for entry in self.entries
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines = [f"Schedule ({len(self.served)} of {len(self.entries)} scheduled jobs run from this worker):"]
+        lines += ["  " + "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]]) for row in rows]
+        return lines
+
+
+def enqueue_occurrence(entry: ScheduledJob, occurrence: datetime.datetime) -> JobRequest | None:
+    """Enqueue one occurrence unless a worker already has; return the new request, if any.
+
+    A job that fails to build or enqueue (a job error, not a database error) is
+    logged and this occurrence skipped.
+    """
+    from plain.models import DatabaseError, transaction
+
+    from .models import JobRequest, ScheduleRun
+
+    log = {"job_class": entry.label, "queue": entry.queue, "occurrence": occurrence.isoformat()}
+    try:
+        with transaction.atomic():
+            run = ScheduleRun.take(entry.key, occurrence)
+            if run is None:
+                return None
+            result = entry.build().run_in_worker()
+            run.record(result.uuid if isinstance(result, JobRequest) else None)
+    except DatabaseError:
+        raise
+    except Exception:  # Job-failure boundary: a job that breaks on enqueue loses this occurrence only.
+        logger.exception("Could not enqueue scheduled job %s for %s", entry.label, occurrence,
+                         extra={"event": "schedule_failed", **log})
+        return None
+    if not isinstance(result, JobRequest):
+        logger.info("Skipped scheduled job %s for %s: an earlier run with its unique key is still in progress",
+                    entry.label, occurrence, extra={"event": "schedule_skipped", **log})
+        return None
+    logger.info("Enqueued scheduled job %s for %s", entry.label, occurrence,
+                extra={"event": "job_scheduled", "job_request_uuid": str(result.uuid), **log})
+    return result

@@ -4,6 +4,7 @@ import os
 import time
 
 from plain.worker import Job, register_job
+from plain.worker.scheduling import Schedule
 
 from .records.models import Execution
 
@@ -248,3 +249,39 @@ class BadSQLJob(Job):
 
         with db_connection.cursor() as cursor:
             cursor.execute("SELECT * FROM no_such_table_for_bad_sql_job")
+
+
+# Scheduled jobs (tests/test_scheduling.py).
+
+
+
+@register_job
+class EverySecondJob(Job):
+    """Scheduled by its class attribute, on a queue only the scheduling tests' workers serve."""
+
+    schedule = Schedule.from_cron("* * * * * *")
+
+    def get_queue(self):
+        return "scheduled"
+
+    def run(self):
+        record(self, "every-second")
+
+
+@register_job
+class ScheduledRecordJob(Job):
+    """Scheduled by the tests through WORKER_JOBS_SCHEDULE; records each run."""
+
+    def run(self):
+        record(self, "scheduled")
+
+
+@register_job
+class UniqueScheduledJob(Job):
+    """A scheduled job with a unique key: an occurrence is skipped while the last one is pending."""
+
+    def get_unique_key(self):
+        return "scheduled-unique"
+
+    def run(self):
+        record(self, "scheduled-unique")
