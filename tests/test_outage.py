@@ -7,17 +7,10 @@ import threading
 import time
 
 import pytest
-from conftest import DB_KIND, assert_each_job_in_one_table, table_counts, wait_until
+from conftest import DB_KIND, _admin_execute, assert_each_job_in_one_table, table_counts, wait_until
 
 postgres_only = pytest.mark.skipif(DB_KIND != "postgres", reason="drops PostgreSQL connections")
 sqlite_only = pytest.mark.skipif(DB_KIND != "sqlite", reason="locks the SQLite file")
-
-
-def _admin(sql: str) -> None:
-    from plain.models import db_connection
-
-    with db_connection.cursor() as cursor:
-        cursor.execute(sql)
 
 
 def _drop_other_connections() -> int:
@@ -86,18 +79,14 @@ def test_database_down_for_seconds_then_back(worker):
     wait_until(lambda: JobResult.objects.exists(), message="work to start")
 
     name = db_connection.settings_dict["NAME"]
-    _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
         _drop_other_connections()
         db_connection.close()
         time.sleep(4)
         assert process.alive()
     finally:
-        import psycopg
-        from conftest import POSTGRES_SERVER
-
-        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
-            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        _admin_execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
     for i in range(20):
         RecordJob(f"after-{i}").run_in_worker(retries=3)

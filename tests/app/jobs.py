@@ -285,3 +285,19 @@ class UniqueScheduledJob(Job):
 
     def run(self):
         record(self, "scheduled-unique")
+
+
+@register_job
+class ChaosJob(Job):
+    """Works for a few milliseconds, then records its one side effect."""
+
+    def __init__(self, key, millis):
+        self.key = key
+        self.millis = millis
+
+    def get_retries(self):
+        return 10
+
+    def run(self):
+        time.sleep(self.millis / 1000)
+        record(self, self.key)
