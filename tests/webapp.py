@@ -1,0 +1,122 @@
+"""The admin-enabled test app served over real HTTP, for the admin, browser and telemetry tests.
+
+``app.settings_admin`` adds plain.admin (and its packages) to the base test
+app. The server is ``python -m app.serve`` in a subprocess, on the session's
+database, so pages read exactly the rows the tests commit.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import ARTIFACTS, TESTS_DIR, plain_command
+
+ADMIN_ENV = {"PLAIN_SETTINGS_MODULE": "app.settings_admin"}
+
+
+@dataclass
+class Page:
+    status: int
+    url: str
+    text: str
+
+
+@dataclass
+class WebApp:
+    """A running server and where it is."""
+
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return urllib.parse.urljoin(self.base_url, path)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+class Session:
+    """A cookie-keeping HTTP client, like a browser without JavaScript."""
+
+    def __init__(self, app: WebApp) -> None:
+        self.app = app
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def request(self, path: str, data: dict[str, str] | None = None) -> Page:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        try:
+            with self.opener.open(self.app.url(path), data=body, timeout=30) as response:
+                return Page(response.status, response.url, response.read().decode())
+        except urllib.error.HTTPError as error:
+            return Page(error.code, error.url, error.read().decode())
+
+    def get(self, path: str) -> Page:
+        return self.request(path)
+
+    def post(self, path: str, data: dict[str, str] | None = None) -> Page:
+        return self.request(path, data or {})
+
+    def login(self, email: str) -> Page:
+        page = self.post("/login/", {"email": email})
+        assert page.status == 200 and "/admin/" in page.url, (page.status, page.url, page.text[:500])
+        return page
+
+
+def start_web_app(name: str, extra_env: dict[str, str] | None = None) -> WebApp:
+    env = {**os.environ, **ADMIN_ENV, **(extra_env or {})}
+    migrate = plain_command("migrate", "--no-input", env=env)
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"web-{name}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.serve", "0"],
+            cwd=TESTS_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # "listening <port>", or "" if the server died
+    if not line.startswith("listening "):
+        process.kill()
+        pytest.fail(f"test web server did not start:\n{log_path.read_text()}")
+    return WebApp(process, f"http://127.0.0.1:{line.split()[1]}/", log_path, env)
+
+
+def stop_web_app(app: WebApp) -> None:
+    app.process.terminate()
+    try:
+        app.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        app.process.kill()
+        app.process.wait(timeout=10)
+    if app.process.stdout:
+        app.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def web_app(request: pytest.FixtureRequest, migrated: None) -> Iterator[WebApp]:
+    app = start_web_app(request.module.__name__)
+    yield app
+    stop_web_app(app)
+
+
+@pytest.fixture
+def admin_user(db: None):
+    from app.users.models import User
+
+    return User.objects.create(email="admin@example.com", is_admin=True)
