@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -120,3 +121,77 @@ def admin_user(db: None):
     from app.users.models import User
 
     return User.objects.create(email="admin@example.com", is_admin=True)
+
+
+#: What make_history() leaves in the tables.
+HISTORY = {"Successful": 2, "Errored": 3, "Lost": 1, "Retried": 1, "Waiting": 2, "Running": 1}
+
+
+def make_history(worker) -> None:
+    """Real results from a real worker, then requests waiting and one job held by a (stopped) worker.
+
+    Results: ok-1, ok-2 succeed; fail-a errors; fail-b errors, is retried and
+    errors again; gone kills its process (LOST). Then two runnable requests,
+    one delayed an hour, and one claimed from the "held" queue.
+    """
+    import uuid
+
+    from app.jobs import ExitJob, FailingJob, RecordJob
+    from conftest import wait_until
+    from plain.utils import timezone
+
+    from plain.worker.models import Job, JobRequest, JobResult, WorkerIdentity
+
+    RecordJob("ok-1").run_in_worker()
+    RecordJob("ok-2").run_in_worker()
+    FailingJob("fail-a").run_in_worker()
+    FailingJob("fail-b", retries=1).run_in_worker()
+    process = worker()
+
+    def settled(results: int) -> bool:
+        return JobResult.objects.count() == results and not JobRequest.objects.exists() and not Job.objects.exists()
+
+    wait_until(lambda: settled(5), message="the worker to record five results")
+    # Alone in the queue, so no other job is being handed to the process it kills.
+    ExitJob("gone").run_in_worker()
+    wait_until(lambda: settled(6), message="the worker to record the lost job")
+    assert process.stop() == 0, process.output()
+
+    RecordJob("waiting-1").run_in_worker()
+    RecordJob("waiting-2").run_in_worker()
+    RecordJob("later").run_in_worker(delay=3600)
+    RecordJob("held").run_in_worker(queue="held")
+    identity = WorkerIdentity(uuid=uuid.uuid4(), hostname="stopped-host", pid=1)
+    assert len(JobRequest.claim(queues=["held"], limit=1, worker=identity, now=timezone.now())) == 1
+
+
+def database_counts() -> dict[str, int]:
+    """The figures the dashboard cards show, counted straight from the tables."""
+    from plain.utils import timezone
+
+    from plain.models import Q
+    from plain.worker.models import Job, JobRequest, JobResult
+
+    now = timezone.now()
+    return {
+        "Successful": JobResult.objects.filter(status="SUCCESSFUL").count(),
+        "Errored": JobResult.objects.filter(status="ERRORED").count(),
+        "Lost": JobResult.objects.filter(status="LOST").count(),
+        "Retried": JobResult.objects.exclude(retry_job_request_uuid=None).count(),
+        "Waiting": JobRequest.objects.filter(Q(start_at=None) | Q(start_at__lte=now)).count(),
+        "Running": Job.objects.count(),
+    }
+
+
+CARD = re.compile(r'<h2 class="text-sm font-semibold">([^<]+)</h2>.*?text-4xl font-bold">\s*(\d+)', re.S)
+ROW = re.compile(r'<input data-action-checkbox [^>]*name="(\d+)"')
+ERROR_BLOCK = re.compile(r'<pre id="job-error"[^>]*>(.*?)</pre>', re.S)
+
+
+def card_numbers(html: str) -> dict[str, int]:
+    return {title: int(number) for title, number in CARD.findall(html)}
+
+
+def row_ids(html: str) -> set[int]:
+    """Ids of the rows in an admin list page."""
+    return {int(row_id) for row_id in ROW.findall(html)}

@@ -175,6 +175,18 @@ class JobListView(AdminModelListView):
     cards = DASHBOARD_CARDS
 
 
+class DeleteRowView(AdminModelDeleteView):
+    """Delete on POST, then back to the list.
+
+    plain.admin 0.41's confirmation form posts no fields, which its form-based
+    DeleteView treats as an unbound form and ignores; this view needs none.
+    """
+
+    def post(self) -> Response:
+        self.object.delete()
+        return ResponseRedirect(self.get_list_url())
+
+
 @register_viewset
 class JobRequestViewset(AdminViewset):
     class ListView(JobListView):
@@ -196,7 +208,7 @@ class JobRequestViewset(AdminViewset):
         title = "Job request"
         path = "worker/requests/<int:id>/"
 
-    class DeleteView(AdminModelDeleteView):
+    class DeleteView(DeleteRowView):
         model = JobRequest
         path = "worker/requests/<int:id>/delete/"
 
@@ -222,7 +234,7 @@ class JobViewset(AdminViewset):
         title = "Job"
         path = "worker/jobs/<int:id>/"
 
-    class DeleteView(AdminModelDeleteView):
+    class DeleteView(DeleteRowView):
         model = Job
         path = "worker/jobs/<int:id>/delete/"
 
