@@ -34,7 +34,9 @@ MIDDLEWARE = [
 AUTH_USER_MODEL = "users.User"
 AUTH_LOGIN_URL = "login"
 
-# Served over plain HTTP on 127.0.0.1 by app.serve.
+# Served over plain HTTP on 127.0.0.1 by app.serve. DEBUG makes Plain serve the
+# admin's assets straight from the installed packages (no `plain build` step).
+DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 HTTPS_REDIRECT_ENABLED = False
 SESSION_COOKIE_SECURE = False
