@@ -243,7 +243,7 @@ def test_web_request_to_job_in_a_worker_process(spans, settings, worker, tmp_pat
     span_file = tmp_path / "worker-spans.jsonl"
     process = worker(env={**ADMIN_ENV, "PLAINWORKER_TEST_SPANS": str(span_file)})
     wait_until(lambda: JobResult.objects.count() == 2, message="both jobs to finish")
-    assert process.stop() == 0, process.output()
+    assert process.stop() == 0, process.log_path.read_text()
 
     consumers = {
         span["attributes"]["messaging.message.id"]: span

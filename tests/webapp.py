@@ -155,7 +155,7 @@ def make_history(worker) -> None:
     # Alone in the queue, so no other job is being handed to the process it kills.
     ExitJob("gone").run_in_worker()
     wait_until(lambda: settled(6), message="the worker to record the lost job")
-    assert process.stop() == 0, process.output()
+    assert process.stop() == 0, process.log_path.read_text()
 
     RecordJob("waiting-1").run_in_worker()
     RecordJob("waiting-2").run_in_worker()

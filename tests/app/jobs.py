@@ -152,3 +152,17 @@ class BadReturnJob(Job):
 class NoopJob(Job):
     def run(self):
         pass
+
+
+@register_job
+class LoggingJob(Job):
+    """Logs through the app logger and records the logger context it saw."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def run(self):
+        from plain.logs import app_logger
+
+        app_logger.kv.info("logging job ran", key=self.key)
+        record(self, self.key, dict(app_logger.kv.context))
