@@ -11,23 +11,36 @@ import html
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 
+import pytest
 from conftest import TESTS_DIR, assert_each_job_in_one_table, plain_command
-from webapp import (  # noqa: F401 - fixtures
+from webapp import (
     ERROR_BLOCK,
     HISTORY,
     Session,
-    admin_user,
+    WebApp,
     card_numbers,
+    create_admin_user,
     database_counts,
     make_history,
     row_ids,
-    web_app,
+    serve,
 )
 
 RESULTS = "/admin/p/worker/results/"
 REQUESTS = "/admin/p/worker/requests/"
 JOBS = "/admin/p/worker/jobs/"
+
+
+@pytest.fixture(scope="module")
+def web_app(migrated: None) -> Iterator[WebApp]:
+    yield from serve("admin")
+
+
+@pytest.fixture
+def admin_user(db: None):
+    return create_admin_user()
 
 
 def logged_in(web_app, user) -> Session:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTIFACTS, assert_each_job_in_one_table
-from webapp import (  # noqa: F401 - fixtures
+from webapp import (
     HISTORY,
-    admin_user,
+    WebApp,
+    create_admin_user,
     database_counts,
     make_history,
-    web_app,
+    serve,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,6 +48,16 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
+def web_app(migrated: None) -> Iterator[WebApp]:
+    yield from serve("browser")
+
+
+@pytest.fixture
+def admin_user(db: None):
+    return create_admin_user()
+
+
+@pytest.fixture(scope="module")
 def chromium() -> Iterator:
     from playwright.sync_api import sync_playwright
 
@@ -57,13 +68,17 @@ def chromium() -> Iterator:
 
 
 @pytest.fixture
-def page(chromium, web_app):
+def script_errors() -> list[str]:
+    """Uncaught JavaScript errors of the page under test."""
+    return []
+
+
+@pytest.fixture
+def page(chromium, web_app, script_errors):
     context = chromium.new_context(base_url=web_app.base_url.rstrip("/"), viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.script_errors = errors
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
     yield page
     context.close()
 
@@ -91,7 +106,7 @@ def open_section(page, title: str, path: str) -> None:
     expect(page.locator("h1")).to_have_text(title)
 
 
-def test_admin_in_a_browser(page, admin_user, worker):
+def test_admin_in_a_browser(page, script_errors, admin_user, worker):
     from plain.worker.models import Job, JobRequest, JobResult
 
     make_history(worker)
@@ -145,7 +160,7 @@ def test_admin_in_a_browser(page, admin_user, worker):
 
     # Open the lost result, read its error, and press Retry there.
     lost = JobResult.objects.get(status="LOST")
-    page.goto(f"/admin/p/worker/results/?display=Lost")
+    page.goto("/admin/p/worker/results/?display=Lost")
     page.locator("table tbody tr td[data-column-autolink]").first.click()
     page.wait_for_url(f"**/admin/p/worker/results/{lost.id}/")
     assert page.locator("#job-error").inner_text().strip() == lost.error.strip()
@@ -165,4 +180,4 @@ def test_admin_in_a_browser(page, admin_user, worker):
     page.goto("/admin/p/worker/results/")
     page.screenshot(path=str(ARTIFACTS / "admin-job-results.png"), full_page=True)
     assert (ARTIFACTS / "admin-job-results.png").stat().st_size > 0
-    assert page.script_errors == []
+    assert script_errors == []

@@ -109,15 +109,16 @@ def stop_web_app(app: WebApp) -> None:
         app.process.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def web_app(request: pytest.FixtureRequest, migrated: None) -> Iterator[WebApp]:
-    app = start_web_app(request.module.__name__)
-    yield app
-    stop_web_app(app)
+def serve(name: str) -> Iterator[WebApp]:
+    """Body of a test module's ``web_app`` fixture: start the server, stop it afterwards."""
+    app = start_web_app(name)
+    try:
+        yield app
+    finally:
+        stop_web_app(app)
 
 
-@pytest.fixture
-def admin_user(db: None):
+def create_admin_user():
     from app.users.models import User
 
     return User.objects.create(email="admin@example.com", is_admin=True)
@@ -167,9 +168,9 @@ def make_history(worker) -> None:
 
 def database_counts() -> dict[str, int]:
     """The figures the dashboard cards show, counted straight from the tables."""
+    from plain.models import Q
     from plain.utils import timezone
 
-    from plain.models import Q
     from plain.worker.models import Job, JobRequest, JobResult
 
     now = timezone.now()

@@ -49,10 +49,10 @@ def retry_results(ids: list[Any]) -> int:
     return retried
 
 
-def duration(row: Any) -> str:
-    if not row.started_at or not getattr(row, "ended_at", None):
+def duration(result: JobResult) -> str:
+    if not result.started_at or not result.ended_at:
         return ""
-    return f"{(row.ended_at - row.started_at).total_seconds():.3f}s"
+    return f"{(result.ended_at - result.started_at).total_seconds():.3f}s"
 
 
 def find_request(request_uuid: Any) -> tuple[str, str] | None:
@@ -71,86 +71,70 @@ def find_request(request_uuid: Any) -> tuple[str, str] | None:
 # Dashboard cards
 
 
-class CountCard(Card):
-    """A count with a link to the list that shows those rows."""
+class ResultCard(Card):
+    """How many results one of the list's filters shows, linking to that filtered list."""
 
-    link_text = "View"
-
-    def count(self) -> int:
-        raise NotImplementedError
-
-    def list_url(self) -> str:
-        raise NotImplementedError
-
-    def get_number(self) -> int:
-        return self.count()
-
-    def get_link(self) -> str:
-        return self.list_url()
-
-    def get_text(self) -> str:
-        return self.link_text
-
-
-class ResultCard(CountCard):
     filter_name = ""
 
-    def count(self) -> int:
+    def get_number(self) -> int:
         return getattr(JobResult.objects, RESULT_FILTERS[self.filter_name])().count()
 
-    def list_url(self) -> str:
+    def get_link(self) -> str:
         return f"{JobResultViewset.ListView.get_view_url()}?display={self.filter_name}"
 
 
 class SuccessfulCard(ResultCard):
     title = "Successful"
-    description = "Results in history"
+    description = "Finished without an error"
     filter_name = "Successful"
-    link_text = "View successful"
+    text = "View successful"
 
 
 class ErroredCard(ResultCard):
     title = "Errored"
     description = "Raised an exception"
     filter_name = "Errored"
-    link_text = "View errored"
+    text = "View errored"
 
 
 class LostCard(ResultCard):
     title = "Lost"
-    description = "Process or worker died"
+    description = "Its process or worker died"
     filter_name = "Lost"
-    link_text = "View lost"
+    text = "View lost"
 
 
 class RetriedCard(ResultCard):
     title = "Retried"
     description = "Failed and enqueued again"
     filter_name = "Retried"
-    link_text = "View retried"
+    text = "View retried"
 
 
-class WaitingCard(CountCard):
+class WaitingCard(Card):
     title = "Waiting"
-    description = "Runnable now, not yet claimed"
-    link_text = "View requests"
+    text = "View requests"
 
-    def count(self) -> int:
+    def get_number(self) -> int:
         return JobRequest.objects.filter(runnable(timezone.now())).count()
 
-    def list_url(self) -> str:
+    def get_description(self) -> str:
+        later = JobRequest.objects.exclude(runnable(timezone.now())).count()
+        return f"Runnable now ({later} more scheduled for later)" if later else "Runnable now"
+
+    def get_link(self) -> str:
         return JobRequestViewset.ListView.get_view_url()
 
 
-class RunningCard(CountCard):
+class RunningCard(Card):
     title = "Running"
     description = "Claimed by a worker"
-    link_text = "View jobs"
+    text = "View jobs"
 
-    def count(self) -> int:
+    def get_number(self) -> int:
         return Job.objects.count()
 
-    def list_url(self) -> str:
+    def get_link(self) -> str:
         return JobViewset.ListView.get_view_url()
 
 
