@@ -65,6 +65,7 @@ EXPORTER = InMemorySpanExporter()
 def provider() -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
+        assert current.sampler is SWITCH, "another test installed an OpenTelemetry SDK provider first"
         return current
     new = TracerProvider(sampler=SWITCH)
     new.add_span_processor(SimpleSpanProcessor(EXPORTER))
