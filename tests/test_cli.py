@@ -75,9 +75,11 @@ def test_stats_counts_per_queue_and_status(db):
     result = plain_command("worker", "stats")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["queue", "waiting", "delayed", "running", "successful", "errored", "cancelled", "lost"]
-    assert lines[1].split() == ["default", "1", "0", "0", "0", "0", "0", "0"]
-    assert lines[2].split() == ["slow", "2", "1", "0", "0", "0", "0", "0"]
+    assert lines[0].split() == [
+        "queue", "waiting", "delayed", "running", "successful", "errored", "cancelled", "lost", "retried"
+    ]
+    assert lines[1].split() == ["default", "1", "0", "0", "0", "0", "0", "0", "0"]
+    assert lines[2].split() == ["slow", "2", "1", "0", "0", "0", "0", "0", "0"]
     assert "Live workers: 0" in result.stdout
     assert "Oldest waiting job:" in result.stdout
 

@@ -157,32 +157,24 @@ def run(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats(queues: tuple[str, ...], as_json: bool) -> None:
     """Counts per queue and status, the oldest waiting job and live workers."""
-    from .stats import age, collect
+    from .stats import STATUSES, age, collect
 
     check_migrated()
     now = timezone.now()
     result = collect(now, check_queues(queues) if queues else None)
     if as_json:
-        click.echo(json.dumps({
-            "queues": {
-                name: {"waiting": q.waiting, "delayed": q.delayed, "running": q.running, "results": q.results}
-                for name, q in result.queues.items()
-            },
-            "oldest_waiting_seconds": (now - result.oldest_waiting).total_seconds() if result.oldest_waiting else None,
-            "live_workers": result.live_workers,
-        }))
+        click.echo(json.dumps(result.as_json(now)))
         return
-    statuses = ["SUCCESSFUL", "ERRORED", "CANCELLED", "LOST"]
-    header = ["queue", "waiting", "delayed", "running", *(s.lower() for s in statuses)]
+    header = ["queue", "waiting", "delayed", "running", *(s.lower() for s in STATUSES), "retried"]
     rows: list[list[Any]] = [
-        [name, q.waiting, q.delayed, q.running, *(q.results.get(s, 0) for s in statuses)]
+        [name, q.waiting, q.delayed, q.running, *(q.results.get(s, 0) for s in STATUSES), q.retried]
         for name, q in result.queues.items()
     ]
     rows.append(["(all)", result.total("waiting"), result.total("delayed"), result.total("running"),
-                 *(result.results(s) for s in statuses)])
+                 *(result.results(s) for s in STATUSES), result.total("retried")])
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     click.echo(f"\nOldest waiting job: {age(result.oldest_waiting, now)}")
     click.echo(f"Live workers: {result.live_workers}")
 

@@ -2,7 +2,21 @@
 
 This is the only module that imports opentelemetry. With no SDK configured the
 API hands out non-recording spans, so every helper here costs a few attribute
-lookups.
+lookups and nothing is stored on the rows.
+
+Two spans per job, named and attributed after the messaging semantic
+conventions (``messaging.system`` is ``plain.worker``, the destination is the
+queue, the message id is the JobRequest uuid):
+
+- PRODUCER ``send <queue>`` around ``run_in_worker()``, a child of whatever
+  span is current (typically the web request's). Its trace and span ids are
+  stored on the JobRequest only when the span is sampled: a worker then never
+  links to a trace the backend will not have.
+- CONSUMER ``process <queue>`` around each execution, in the job's process. It
+  starts a new trace (a job may run hours after its request, and may run
+  several times) with a link to the stored PRODUCER span. Retries copy the
+  stored ids, so every attempt links back to the original enqueue. A failure
+  sets status ERROR and records the exception as a span event.
 """
 
 from __future__ import annotations
@@ -11,8 +25,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -21,9 +43,19 @@ tracer = trace.get_tracer("plain.worker")
 
 MESSAGING_SYSTEM = "plain.worker"
 
+#: Attribute names: the messaging semantic conventions, plus our own namespace.
+SYSTEM = "messaging.system"
+OPERATION_TYPE = "messaging.operation.type"
+OPERATION_NAME = "messaging.operation.name"
+DESTINATION = "messaging.destination.name"
+MESSAGE_ID = "messaging.message.id"
+JOB_CLASS = "plain.worker.job.class"
+JOB_UUID = "plain.worker.job.uuid"
+RETRY_ATTEMPT = "plain.worker.job.retry_attempt"
+
 
 def span_ids(span: Span) -> tuple[str | None, str | None]:
-    """Return (trace_id, span_id) as stored on rows, only for sampled spans."""
+    """Return (trace_id, span_id) as stored on rows (0x-prefixed hex), only for sampled spans."""
     context = span.get_span_context()
     if not context.is_valid or not context.trace_flags.sampled:
         return None, None
@@ -32,27 +64,29 @@ def span_ids(span: Span) -> tuple[str | None, str | None]:
 
 @contextmanager
 def enqueue_span(job_class: str, queue: str) -> Iterator[Span]:
-    """PRODUCER span around run_in_worker()."""
+    """PRODUCER span around run_in_worker() (and run_in_worker_bulk())."""
     with tracer.start_as_current_span(
-        f"{queue} publish",
+        f"send {queue}",
         kind=SpanKind.PRODUCER,
         attributes={
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "run_in_worker",
-            "messaging.destination.name": queue,
-            "code.function.name": job_class,
+            SYSTEM: MESSAGING_SYSTEM,
+            OPERATION_TYPE: "send",
+            OPERATION_NAME: "send",
+            DESTINATION: queue,
+            JOB_CLASS: job_class,
         },
     ) as span:
         yield span
 
 
 def set_job_uuid(span: Span, job_request_uuid: str) -> None:
+    """Name the message the PRODUCER span sent (the JobRequest uuid)."""
     if span.is_recording():
-        span.set_attribute("messaging.message.id", job_request_uuid)
+        span.set_attribute(MESSAGE_ID, job_request_uuid)
 
 
-def _link(trace_id: str | None, span_id: str | None) -> list[Link]:
+def link_to(trace_id: str | None, span_id: str | None) -> list[Link]:
+    """A link to the stored PRODUCER span; none when the ids are missing or malformed."""
     if not trace_id or not span_id:
         return []
     try:
@@ -64,7 +98,7 @@ def _link(trace_id: str | None, span_id: str | None) -> list[Link]:
         )
     except ValueError:
         return []
-    return [Link(context)]
+    return [Link(context)] if context.is_valid else []
 
 
 @contextmanager
@@ -78,29 +112,30 @@ def execute_span(
     trace_id: str | None,
     span_id: str | None,
 ) -> Iterator[Span]:
-    """CONSUMER span around one execution, linked to the enqueuing trace."""
+    """CONSUMER span around one execution: a new trace, linked to the enqueuing span."""
     with tracer.start_as_current_span(
-        f"{queue} process",
+        f"process {queue}",
+        context=otel_context.Context(),
         kind=SpanKind.CONSUMER,
-        links=_link(trace_id, span_id),
+        links=link_to(trace_id, span_id),
         record_exception=False,
         set_status_on_exception=False,
         attributes={
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "run",
-            "messaging.destination.name": queue,
-            "messaging.message.id": job_request_uuid,
-            "messaging.consumer.group.name": queue,
-            "code.function.name": job_class,
-            "plain.worker.job.uuid": job_uuid,
-            "plain.worker.job.retry_attempt": retry_attempt,
+            SYSTEM: MESSAGING_SYSTEM,
+            OPERATION_TYPE: "process",
+            OPERATION_NAME: "process",
+            DESTINATION: queue,
+            MESSAGE_ID: job_request_uuid,
+            JOB_CLASS: job_class,
+            JOB_UUID: job_uuid,
+            RETRY_ATTEMPT: retry_attempt,
         },
     ) as span:
         yield span
 
 
 def record_failure(span: Span, error: BaseException) -> None:
+    """Mark the execution span failed: status ERROR and the exception as an event."""
     if span.is_recording():
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))

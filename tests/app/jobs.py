@@ -159,6 +159,11 @@ class NoopJob(Job):
 class RenamedJob(Job):
     """Stored rows may still carry its old name."""
 
+
+@register_job
+class LoggingJob(Job):
+    """Logs through the app logger and records the logger context it saw."""
+
     def __init__(self, key):
         self.key = key
 
@@ -301,3 +306,9 @@ class ChaosJob(Job):
     def run(self):
         time.sleep(self.millis / 1000)
         record(self, self.key)
+
+
+        from plain.logs import app_logger
+
+        app_logger.kv.info("logging job ran", key=self.key)
+        record(self, self.key, dict(app_logger.kv.context))
