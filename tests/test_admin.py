@@ -236,3 +236,12 @@ def test_delete_requests_and_jobs(web_app, admin_user, worker):
     page = session.post(f"{JOBS}{second.id}/delete/")
     assert page.url.endswith(JOBS)
     assert not Job.objects.exists()
+
+    # Deleting is a cancel: each deleted row left a CANCELLED result behind.
+    from plain.worker.models import JobResult
+
+    cancelled = JobResult.objects.cancelled()
+    assert set(cancelled.values_list("job_request_uuid", flat=True)) == {
+        waiting[0].uuid, waiting[1].uuid, first.job_request_uuid, second.job_request_uuid
+    }
+    assert set(cancelled.values_list("error", flat=True)) == {"Cancelled: deleted from the admin."}

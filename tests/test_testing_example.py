@@ -1,7 +1,7 @@
 """The README's Testing section, executed verbatim.
 
-Every ```python block in the "## Testing" section of plain/worker/TESTING.md
-(to be pasted into the package README: point DOCUMENT there then) starts with
+Every ```python block in the "## Testing" section of plain/worker/README.md
+starts with
 a comment naming its file (``# app/users/jobs.py``). The blocks are written to
 those paths in a copy of tests/testing_example/ (a bare app with a User model)
 and pytest runs there in a subprocess with plain.models' own rolled-back `db`
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 TESTS_DIR = Path(__file__).parent
-DOCUMENT = TESTS_DIR.parent / "plain" / "worker" / "TESTING.md"
+DOCUMENT = TESTS_DIR.parent / "plain" / "worker" / "README.md"
 PROJECT = TESTS_DIR / "testing_example"
 
 SAMPLE_MESSAGE_TEST = '''

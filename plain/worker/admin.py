@@ -4,9 +4,9 @@ plain.admin imports ``<package>.admin`` of every installed package when it
 is ready; nothing in plain.worker imports this module, so an app without
 plain.admin never loads it.
 
-Deletes go through the ORM's ``delete()``: deleting a request drops a job that
-never ran, deleting a Job row forgets a claimed job (the worker still running
-it finds the row gone and records nothing). Retry goes through
+Delete is a cancel through the model transitions (``JobRequest.cancel()``,
+``Job.cancel()``): the row leaves a CANCELLED result behind, and a worker still
+running a deleted job discards its outcome. Retry goes through
 ``JobResult.retry()``, the result -> request move in models.py.
 """
 
@@ -159,6 +159,9 @@ class JobListView(AdminModelListView):
     cards = DASHBOARD_CARDS
 
 
+DELETED_REASON = "Cancelled: deleted from the admin."
+
+
 class DeleteRowView(AdminModelDeleteView):
     """Delete on POST, then back to the list.
 
@@ -167,7 +170,7 @@ class DeleteRowView(AdminModelDeleteView):
     """
 
     def post(self) -> Response:
-        self.object.delete()
+        type(self.object).cancel([self.object.id], reason=DELETED_REASON)
         return ResponseRedirect(self.get_list_url())
 
 
@@ -184,7 +187,7 @@ class JobRequestViewset(AdminViewset):
 
         def perform_action(self, action: str, target_ids: list) -> Response | None:
             if action == "Delete":
-                JobRequest.objects.filter(id__in=target_ids).delete()
+                JobRequest.cancel(list(target_ids), reason=DELETED_REASON)
             return None
 
     class DetailView(AdminModelDetailView):
@@ -210,7 +213,7 @@ class JobViewset(AdminViewset):
 
         def perform_action(self, action: str, target_ids: list) -> Response | None:
             if action == "Delete":
-                Job.objects.filter(id__in=target_ids).delete()
+                Job.cancel(list(target_ids), reason=DELETED_REASON)
             return None
 
     class DetailView(AdminModelDetailView):

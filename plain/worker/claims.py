@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from plain.models import db_connection
 
 if TYPE_CHECKING:
-    from .models import Job
+    from .models import Job, JobRequest
 
 #: The single definition of claim order: higher priority first, then the job
 #: that became runnable first (a NULL start_at, written only by older versions,
@@ -97,8 +97,11 @@ RETURNING *
 #: (index plainworker_started_143df5_idx). NULL started_at never matches.
 TAKE_OVERDUE = "DELETE FROM plainworker_job WHERE started_at < %s RETURNING *"
 
-#: TAKE_ALL: every job row, whoever holds it (purge-processing).
-TAKE_ALL = "DELETE FROM plainworker_job RETURNING *"
+#: TAKE_ALL_JOBS / TAKE_JOBS / TAKE_REQUESTS: rows by primary key, whoever
+#: holds them (cancelling from the admin or purge-processing).
+TAKE_ALL_JOBS = "DELETE FROM plainworker_job RETURNING *"
+TAKE_JOBS = "DELETE FROM plainworker_job WHERE id IN ({ids}) RETURNING *"
+TAKE_REQUESTS = "DELETE FROM plainworker_jobrequest WHERE id IN ({ids}) RETURNING *"
 
 #: IN_PROGRESS: requests and jobs with a class and unique key, in one snapshot
 #: (indexes job_request_class_unique_key and job_class_unique_key).
@@ -221,10 +224,22 @@ def take_overdue(cutoff: datetime.datetime) -> list[Job]:
     return list(Job.objects.raw(TAKE_OVERDUE, [_datetime(cutoff)]))
 
 
-def take_all() -> list[Job]:
+def take_jobs(ids: list[int] | None) -> list[Job]:
     from .models import Job
 
-    return list(Job.objects.raw(TAKE_ALL))
+    if ids is None:
+        return list(Job.objects.raw(TAKE_ALL_JOBS))
+    if not ids:
+        return []
+    return list(Job.objects.raw(TAKE_JOBS.format(ids=_placeholders(len(ids))), list(ids)))
+
+
+def take_requests(ids: list[int]) -> list[JobRequest]:
+    from .models import JobRequest
+
+    if not ids:
+        return []
+    return list(JobRequest.objects.raw(TAKE_REQUESTS.format(ids=_placeholders(len(ids))), list(ids)))
 
 
 def in_progress_ids(job_class: str, unique_key: str) -> list[tuple[str, int]]:

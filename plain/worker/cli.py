@@ -31,11 +31,11 @@ class Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         from plain.models import DatabaseError
 
-        from .exceptions import DatabaseNotMigrated
+        from .exceptions import DatabaseNotMigrated, ProcessStartError
 
         try:
             return super().invoke(ctx)
-        except DatabaseNotMigrated as error:
+        except (DatabaseNotMigrated, ProcessStartError) as error:
             raise click.ClickException(str(error)) from None
         except DatabaseError as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -203,7 +203,8 @@ def purge_processing(yes: bool) -> None:
         f"Record {count} processing jobs as CANCELLED? Workers still running them will not record their results",
     ):
         raise click.ClickException("Aborted")
-    click.echo(f"Cancelled {len(Job.purge(now=timezone.now()))} processing jobs")
+    cancelled = Job.cancel(None, reason="Cancelled by `plain worker purge-processing`.")
+    click.echo(f"Cancelled {len(cancelled)} processing jobs")
 
 
 @cli.command("run-job", cls=Command)

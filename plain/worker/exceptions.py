@@ -38,3 +38,7 @@ class DatabaseNotMigrated(RuntimeError):
         if detail:
             message = f"{message} ({detail})"
         super().__init__(message)
+
+
+class ProcessStartError(RuntimeError):
+    """A worker's job processes cannot start (usually the app fails to import in them)."""

@@ -79,7 +79,8 @@ class Job:
         with telemetry.enqueue_span(request.job_class, request.queue) as span:
             request.trace_id, request.span_id = telemetry.span_ids(span)
             result = _enqueue(request.enqueue)
-            telemetry.set_job_uuid(span, str(request.uuid))
+            if not isinstance(result, list):  # a duplicate unique key enqueued nothing
+                telemetry.set_job_uuid(span, str(request.uuid))
         _run_if_eager()
         return result
 

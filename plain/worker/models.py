@@ -7,9 +7,13 @@ transaction:
 - request -> job      ``JobRequest.claim()``
 - job -> request      ``Job.release()``           (handed back at shutdown)
 - job -> result       ``Job.finish()``, ``Job.rescue_dead_workers()``,
-                      ``Job.expire()``            (finished, errored, cancelled or lost)
+                      ``Job.expire()``, ``Job.cancel()`` (finished, errored, lost, cancelled)
+- request -> result   ``JobRequest.cancel()``     (deleted before it ran: CANCELLED)
 - result -> request   inside the job -> result move when retries are left,
                       and ``JobResult.retry()`` for a manual retry
+
+Deleting a waiting or running job (admin, purge-processing) is a cancel: the
+job leaves a CANCELLED result, so nothing disappears without a trace.
 
 Every move out of Job deletes the row only if it is still held by the worker
 the caller expects (or is still overdue), so a rescue and a late result can
@@ -181,6 +185,39 @@ class JobRequest(models.Model):
         rows += JobRequest.objects.filter(id__in=request_ids).exclude(uuid=exclude) if request_ids else []
         rows += Job.objects.filter(id__in=job_ids) if job_ids else []
         return rows
+
+    # request -> result
+
+    @classmethod
+    def cancel(cls, ids: list[int], *, reason: str, now: datetime.datetime | None = None) -> list[JobResult]:
+        """Record these waiting requests as CANCELLED (never run, never retried)."""
+        now = now or timezone.now()
+        with transaction.atomic():
+            requests = claims.take_requests(ids)
+            results = [request.as_cancelled(reason, now) for request in requests]
+            JobResult.objects.bulk_create(results)
+        return results
+
+    def as_cancelled(self, reason: str, now: datetime.datetime) -> JobResult:
+        return JobResult(
+            uuid=uuid.uuid4(),
+            job_uuid=uuid.uuid4(),
+            started_at=None,
+            ended_at=now,
+            error=reason,
+            status=JobResultStatuses.CANCELLED,
+            job_request_uuid=self.uuid,
+            job_class=self.job_class,
+            parameters=self.parameters,
+            priority=self.priority,
+            source=self.source,
+            queue=self.queue,
+            retries=self.retries,
+            retry_attempt=self.retry_attempt,
+            unique_key=self.unique_key,
+            span_id=self.span_id,
+            trace_id=self.trace_id,
+        )
 
     # request -> job
 
@@ -354,17 +391,19 @@ class Job(models.Model):
             )
 
     @classmethod
-    def purge(cls, *, now: datetime.datetime) -> list[JobResult]:
-        """Record every claimed or running job as CANCELLED, without retries (CLI purge-processing)."""
+    def cancel(
+        cls, ids: list[int] | None, *, reason: str, now: datetime.datetime | None = None
+    ) -> list[JobResult]:
+        """Record these claimed jobs (None: all of them) as CANCELLED, without retries.
+
+        A worker still running one finds it gone and discards its outcome.
+        """
+        now = now or timezone.now()
         with transaction.atomic():
-            jobs = claims.take_all()
-            pairs = [
-                (job.as_result(status=JobResultStatuses.CANCELLED, ended_at=now,
-                               error="Cancelled by `plain worker purge-processing`."), None)
-                for job in jobs
-            ]
-            JobResult.objects.bulk_create([result for result, _ in pairs])
-            return [result for result, _ in pairs]
+            jobs = claims.take_jobs(ids)
+            results = [job.as_result(status=JobResultStatuses.CANCELLED, ended_at=now, error=reason) for job in jobs]
+            JobResult.objects.bulk_create(results)
+        return results
 
 
 def _worker_list(dead: list[str]) -> str:

@@ -37,6 +37,7 @@ from plain.runtime import settings
 from plain.utils import timezone
 
 from . import execution, maintenance, wakeup
+from .exceptions import ProcessStartError
 
 if TYPE_CHECKING:
     from .maintenance import Duty
@@ -264,17 +265,22 @@ class Supervisor:
             extra={"event": "worker_started", "worker_id": str(self.identity.uuid), "queue": self.queues},
         )
 
-    def warm_up(self) -> None:
+    def warm_up(self, attempts: int = 3) -> None:
         """Wait for every job process to start before claiming, so the first jobs
-        don't wait on one slow start while lower-priority jobs run elsewhere, and
-        a broken app fails here with its own error."""
+        don't wait on one slow start while lower-priority jobs run elsewhere.
+        A process killed while starting is replaced; one that cannot start at
+        all (the app fails to import) stops the worker."""
         for slot in self.slots:
-            try:
-                slot.ping.result(timeout=120)
-            except BrokenProcessPool:
-                raise RuntimeError(
-                    "A job process could not start; run `plain worker run-job` with one of your jobs to see why"
-                ) from None
+            for attempt in range(1, attempts + 1):
+                try:
+                    slot.ping.result(timeout=120)
+                    break
+                except BrokenProcessPool:
+                    if attempt == attempts:
+                        raise ProcessStartError(
+                            f"A job process died {attempts} times while starting; its error is printed above"
+                        ) from None
+                    slot.replace()
 
     def on_lost(self, results: list[Any]) -> None:
         """Log jobs recorded LOST; stop our own process if it is still running one (a hung job)."""

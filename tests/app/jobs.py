@@ -159,11 +159,6 @@ class NoopJob(Job):
 class RenamedJob(Job):
     """Stored rows may still carry its old name."""
 
-
-@register_job
-class LoggingJob(Job):
-    """Logs through the app logger and records the logger context it saw."""
-
     def __init__(self, key):
         self.key = key
 
@@ -308,6 +303,14 @@ class ChaosJob(Job):
         record(self, self.key)
 
 
+@register_job
+class LoggingJob(Job):
+    """Logs through the app logger and records the logger context it saw."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def run(self):
         from plain.logs import app_logger
 
         app_logger.kv.info("logging job ran", key=self.key)

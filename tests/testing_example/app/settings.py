@@ -1,4 +1,4 @@
-"""Settings for the app the Testing example in plain/worker/TESTING.md runs in.
+"""Settings for the app the README's Testing example (plain/worker/README.md) runs in.
 
 tests/test_testing_example.py copies this project to a temporary directory,
 writes the example's code blocks into it and runs pytest there, with
