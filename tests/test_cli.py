@@ -49,6 +49,14 @@ def test_bad_arguments_give_one_line_and_a_nonzero_exit(db, args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_a_heartbeat_timeout_shorter_than_the_interval_is_refused(db):
+    result = plain_command(
+        "worker", "run", env={"PLAIN_WORKER_HEARTBEAT_INTERVAL": "10", "PLAIN_WORKER_HEARTBEAT_TIMEOUT": "5"}
+    )
+    assert result.returncode == 1
+    assert "WORKER_HEARTBEAT_TIMEOUT (5s) must be longer than WORKER_HEARTBEAT_INTERVAL (10s)" in result.stderr
+
+
 def test_environment_variables_set_options(db):
     result = plain_command("worker", "run", env={"PLAIN_WORKER_MAX_PROCESSES": "nope"})
     assert result.returncode == 2

@@ -112,22 +112,28 @@ def test_a_busy_job_never_makes_its_worker_look_dead(worker):
 
 
 def test_a_late_result_never_overwrites_a_rescue(worker):
+    import os
+    import signal
+
     from app.jobs import SleepJob
     from app.records.models import Execution
 
     from plain.worker.models import JobResult
 
-    SleepJob("slow", 4).run_in_worker()
-    # This worker's heartbeat stops after the first one, so it looks dead after 3s.
-    silent = worker(processes=1, env={"PLAIN_WORKER_HEARTBEAT_INTERVAL": "1000"})
+    SleepJob("slow", 2).run_in_worker()
+    frozen = worker(processes=1)
     wait_until(lambda: Execution.objects.filter(key="slow:start").exists(), message="the job to start")
-    worker(processes=1, env={"PLAIN_WORKER_QUEUE": "other"})
-
-    wait_until(lambda: JobResult.objects.exists(), timeout=20, message="the rescue")
-    wait_until(lambda: Execution.objects.filter(key="slow").exists(), timeout=20, message="the job to end")
-    time.sleep(1.5)  # the silent worker has tried to record its result by now
+    os.kill(frozen.pid, signal.SIGSTOP)  # the main process freezes; its job process runs on
+    try:
+        worker(processes=1, env={"PLAIN_WORKER_QUEUE": "other"})
+        wait_until(lambda: JobResult.objects.exists(), timeout=20, message="the rescue")
+        wait_until(lambda: Execution.objects.filter(key="slow").exists(), timeout=20, message="the job to end")
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    wait_until(lambda: "presumed dead" in frozen.output(), timeout=10, message="the frozen worker to notice")
+    time.sleep(1)  # it has tried to record its late result by now
     assert list(JobResult.objects.values_list("status", flat=True)) == ["LOST"]
-    assert silent.alive()
+    assert frozen.alive()
 
 
 def test_jobs_running_past_lost_after_are_recorded_lost(worker):

@@ -65,6 +65,17 @@ def check_queues(queues: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(queues))
 
 
+def check_heartbeat_settings() -> None:
+    from plain.runtime import settings
+
+    interval, timeout = settings.WORKER_HEARTBEAT_INTERVAL, settings.WORKER_HEARTBEAT_TIMEOUT
+    if interval <= 0 or timeout <= interval:
+        raise click.ClickException(
+            f"WORKER_HEARTBEAT_TIMEOUT ({timeout}s) must be longer than WORKER_HEARTBEAT_INTERVAL ({interval}s), "
+            "or live workers would be taken for dead; a few intervals is typical."
+        )
+
+
 def check_migrated() -> None:
     from plain.models import db_connection
     from plain.models.migrations.executor import MigrationExecutor
@@ -133,6 +144,7 @@ def run(
     from .workers import Supervisor
 
     queue_list = check_queues(queues)
+    check_heartbeat_settings()
     check_migrated()
     warn_unknown_queues(queue_list)
     try:

@@ -162,7 +162,7 @@ class JobRequest(models.Model):
         with transaction.atomic():
             plain = [request for request in requests if not request.unique_key]
             if plain:
-                cls.objects.bulk_create(plain)
+                claims.insert_requests(plain)
             for request in requests:
                 if not request.unique_key:
                     results.append(request)

@@ -252,12 +252,13 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.waker.install_signal_wakeup()
-        Worker.register(
-            self.identity, queues=self.queues, max_processes=self.max_processes, now=timezone.now()
-        )
         depth = 1 + self.max_pending_per_process
         self.slots = [Slot(depth, self.max_jobs_per_process, self.waker) for _ in range(self.max_processes)]
         self.warm_up()
+        # Registered once its processes are up: a Worker row means "ready for jobs".
+        Worker.register(
+            self.identity, queues=self.queues, max_processes=self.max_processes, now=timezone.now()
+        )
         logger.info(
             "Worker started: queues=%s processes=%d",
             ",".join(self.queues),
