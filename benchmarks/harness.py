@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = Sizes()
     for size in fields(Sizes):
         parser.add_argument(f"--{size.name.replace('_', '-')}", type=int if size.type == "int" else float,
-                            default=None, help=f"default {getattr(defaults, size.name)}")
+                            default=None, help=f"{size.metadata['help']} (default {getattr(defaults, size.name)})")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
                         help="PostgreSQL server URL (default: %(default)s, or $BENCH_POSTGRES)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite files)")
@@ -137,6 +138,8 @@ def headline(line: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop workers and drop the databases.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args = parse_args(argv)
     sizes = chosen_sizes(args)
     databases = args.db or ["sqlite", "postgres"]

@@ -48,6 +48,7 @@ FIGURES = [
     Figure("latency", "p50_ms", "lower", {"postgres": ("<=", 10)}),
     Figure("latency", "p95_ms", "lower", {"postgres": ("<=", 50)}),
     Figure("latency", "max_ms", "lower"),
+    Figure("latency", "not_started", None),
     Figure("enqueue_single", "jobs_per_s", "higher", {"postgres": (">=", 1000)}),
     Figure("enqueue_single", "call_ms_p50", "lower"),
     Figure("enqueue_single_idle_worker", "jobs_per_s", "higher", {"postgres": (">=", 1000)}),
@@ -72,11 +73,13 @@ class Cell:
     status: str = "ok"
     #: Some run stopped at its time limit before all its jobs ran.
     limited: bool = False
+    #: The worker exited on its own during some run.
+    died: bool = False
 
     def show(self) -> str:
         if self.value is None:
             return self.status if self.status != "ok" else "-"
-        return _number(self.value) + ("*" if self.limited else "")
+        return _number(self.value) + ("*" if self.limited else "") + ("!" if self.died else "")
 
 
 def cell(figure: Figure, lines: list[dict[str, Any]]) -> Cell:
@@ -85,8 +88,11 @@ def cell(figure: Figure, lines: list[dict[str, Any]]) -> Cell:
     if not done:
         return Cell(None, lines[0]["status"] if lines else "-")
     values = [value for value in map(figure.value, done) if value is not None]
-    limited = any(line.get("finished") is False for line in done)
-    return Cell(statistics.median(values) if values else None, limited=limited)
+    return Cell(
+        statistics.median(values) if values else None,
+        limited=any(line.get("finished") is False for line in done),
+        died=any(line.get("worker_died") for line in done),
+    )
 
 
 def summary(lines: list[dict[str, Any]], labels: list[str], databases: list[str]) -> str:
@@ -113,7 +119,7 @@ def summary(lines: list[dict[str, Any]], labels: list[str], databases: list[str]
     text.insert(1, "  ".join("-" * width for width in widths))
     text += _footnote("* stopped at the time limit before all jobs ran", lines,
                       lambda line: line.get("finished") is False)
-    text += _footnote("worker died during", lines, lambda line: line.get("worker_died"))
+    text += _footnote("! the worker exited on its own during", lines, lambda line: line.get("worker_died"))
     text += _footnote("harness error (see the JSON line)", lines, lambda line: line["status"] == "error")
     return "\n".join(text)
 

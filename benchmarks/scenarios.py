@@ -13,7 +13,7 @@ import math
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +50,20 @@ class Implementation:
         return self.venv / "bin" / "plain"
 
 
+def size(default: float, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Sizes:
-    drain_jobs: int = 2000
-    latency_jobs: int = 100
-    latency_interval: float = 0.1
-    enqueue_jobs: int = 1000
-    bulk_jobs: int = 10000
-    memory_jobs: int = 10000
-    time_limit: float = 20
-    memory_time_limit: float = 40
+    drain_jobs: int = size(2000, "jobs queued before the drain worker starts")
+    latency_jobs: int = size(100, "jobs enqueued one at a time to the idle worker")
+    latency_interval: float = size(0.1, "seconds between those enqueues")
+    enqueue_jobs: int = size(1000, "run_in_worker calls in each single-enqueue scenario")
+    bulk_jobs: int = size(10000, "jobs enqueued with run_in_worker_bulk")
+    memory_jobs: int = size(10000, "jobs run between the two memory samples")
+    time_limit: float = size(20, "seconds a drain, a latency tail or a single-enqueue loop may take")
+    memory_time_limit: float = size(40, "seconds the memory scenario waits for its jobs")
 
 
 @dataclass(frozen=True)
