@@ -13,6 +13,7 @@ believed empty, so its reads never compete with the worker being measured.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -35,7 +36,7 @@ class Databases:
 
     def template(self, kind: str, label: str, plain: Path, app_dir: Path, log: Path) -> str:
         """A migrated database for ``plain`` (the venv's plain script); returns its URL."""
-        url = self._new(kind, f"tpl_{label}")
+        url = self._new(kind, "tpl_" + re.sub(r"\W", "_", label))
         with open(log, "a") as out:
             migrated = subprocess.run(
                 [str(plain), "migrate", "--no-input"],

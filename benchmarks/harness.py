@@ -27,7 +27,15 @@ from typing import Any
 
 from fresh_db import Databases
 from report import summary
-from scenarios import SCENARIOS, Bench, Implementation, NotApplicable, Sizes, WorkerDied
+from scenarios import (
+    SCENARIOS,
+    Bench,
+    EnqueueFailed,
+    Implementation,
+    NotApplicable,
+    Sizes,
+    WorkerDied,
+)
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -74,9 +82,11 @@ def chosen_sizes(args: argparse.Namespace) -> Sizes:
 
 
 def implementations(args: argparse.Namespace) -> list[Implementation]:
-    venvs = [entry.split("=", 1) for entry in args.venv or [f"ours={REPO / '.venv'}"]]
+    venvs = [entry.partition("=")[::2] for entry in args.venv or [f"ours={REPO / '.venv'}"]]
+    if any(not label or not path for label, path in venvs):
+        sys.exit("--venv takes LABEL=PATH, for example --venv main=/work/main/.venv")
     if args.compare_published:
-        venvs.append([f"published-{args.compare_published}", str(published_venv(args.compare_published))])
+        venvs.append((f"published-{args.compare_published}", str(published_venv(args.compare_published))))
     found = []
     for label, path in venvs:
         venv = Path(path).resolve()
@@ -123,6 +133,8 @@ def run_scenario(name: str, bench: Bench, database: str) -> dict[str, Any]:
         line |= {"status": "n/a", "reason": str(reason)}
     except WorkerDied as reason:
         line |= {"status": "died", "reason": str(reason), "worker_died": True}
+    except EnqueueFailed as reason:
+        line |= {"status": "failed", "reason": str(reason), "logs": str(bench.out_dir)}
     except Exception as error:  # noqa: BLE001 - the scenario boundary: report it, go on with the next one.
         line |= {"status": "error", "error": f"{type(error).__name__}: {error}", "logs": str(bench.out_dir)}
     line["scenario_seconds"] = round(time.monotonic() - started, 2)
@@ -137,6 +149,35 @@ def headline(line: dict[str, Any]) -> str:
                      for key in shown if key in line)
 
 
+def run_database(
+    database: str, scenario_names: list[str], repeats: int, targets: list[Implementation], sizes: Sizes,
+    dbs: Databases, *, app_dir: Path, out_dir: Path,
+) -> list[dict[str, Any]]:
+    """Every scenario on one database, implementations taking turns; prints each JSON line as it comes."""
+    out_dir.mkdir()
+    templates = {
+        target.label: dbs.template(
+            database, target.label, target.plain, app_dir, out_dir / f"migrate-{target.label}.log",
+        )
+        for target in targets
+    }
+    lines = []
+    for name in scenario_names:
+        for repeat in range(1, repeats + 1):
+            for target in targets:
+                run_dir = out_dir / target.label / f"{name}-{repeat}"
+                run_dir.mkdir(parents=True)
+                url = dbs.copy(database, templates[target.label])
+                line = run_scenario(name, Bench(target, url, app_dir, run_dir, sizes), database) | {"repeat": repeat}
+                dbs.drop(url)
+                lines.append(line)
+                print(json.dumps(line), flush=True)
+                progress(f"[{database}] {name:<27} {target.label:<18} {line['status']:<6} {headline(line)}")
+    for url in templates.values():
+        dbs.drop(url)
+    return lines
+
+
 def main(argv: list[str]) -> int:
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop workers and drop the databases.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -147,35 +188,19 @@ def main(argv: list[str]) -> int:
     targets = implementations(args)
     work = Path(tempfile.mkdtemp(prefix="plainworker-bench-"))
     shutil.copytree(HERE / "bench_app", work / "app_root")
-    app_dir = work / "app_root"
     dbs = Databases(args.postgres, work)
-    lines = []
+    lines: list[dict[str, Any]] = []
     progress(f"sizes: {sizes}\nwork directory: {work}")
     try:
         for database in databases:
-            templates = {
-                target.label: dbs.template(database, target.label.replace("-", "_").replace(".", "_"),
-                                           target.plain, app_dir, work / f"migrate-{database}-{target.label}.log")
-                for target in targets
-            }
-            for name in scenario_names:
-                for repeat in range(1, args.repeat + 1):
-                    for target in targets:
-                        out_dir = work / database / target.label / f"{name}-{repeat}"
-                        out_dir.mkdir(parents=True)
-                        url = dbs.copy(database, templates[target.label])
-                        line = run_scenario(name, Bench(target, url, app_dir, out_dir, sizes), database)
-                        dbs.drop(url)
-                        line["repeat"] = repeat
-                        lines.append(line)
-                        print(json.dumps(line), flush=True)
-                        progress(f"[{database}] {name:<27} {target.label:<18} {line['status']:<5} {headline(line)}")
-            for url in templates.values():
-                dbs.drop(url)
+            lines += run_database(
+                database, scenario_names, args.repeat, targets, sizes, dbs,
+                app_dir=work / "app_root", out_dir=work / database,
+            )
     finally:
         dbs.drop_all()
         failed = any(line["status"] == "error" for line in lines)
-        if args.keep or failed or any(line["status"] == "died" for line in lines):
+        if args.keep or failed or any(line["status"] != "ok" for line in lines):
             progress(f"logs kept in {work}")
         else:
             shutil.rmtree(work)

@@ -140,7 +140,8 @@ def _number(number: float) -> str:
 def _ratio(figure: Figure, ours: Cell, theirs: Cell) -> str:
     if figure.better is None or ours.value is None or not theirs.value:
         return ""
-    return f"{ours.value / theirs.value:.2f}x"
+    ratio = ours.value / theirs.value
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
 def _target(figure: Figure, db: str, ours: Cell) -> tuple[str, str]:

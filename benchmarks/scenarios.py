@@ -35,6 +35,10 @@ class WorkerDied(Exception):
     """The worker exited before the measurement could start (reported as "died")."""
 
 
+class EnqueueFailed(Exception):
+    """The implementation's enqueue API raised, e.g. "database is locked" (reported as "failed")."""
+
+
 @dataclass(frozen=True)
 class Implementation:
     label: str
@@ -92,7 +96,7 @@ class Bench:
         (self.out_dir / f"driver-{command}.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"driver {command} failed: {last}")
+            raise EnqueueFailed(f"driver {command}: {last}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def start_worker(self) -> Worker:
