@@ -35,6 +35,7 @@ from scenarios import (
     NotApplicable,
     Sizes,
     WorkerDied,
+    WorkerStalled,
 )
 
 HERE = Path(__file__).parent
@@ -133,6 +134,8 @@ def run_scenario(name: str, bench: Bench, database: str) -> dict[str, Any]:
         line |= {"status": "n/a", "reason": str(reason)}
     except WorkerDied as reason:
         line |= {"status": "died", "reason": str(reason), "worker_died": True}
+    except WorkerStalled as reason:
+        line |= {"status": "stalled", "reason": str(reason)}
     except EnqueueFailed as reason:
         line |= {"status": "failed", "reason": str(reason), "logs": str(bench.out_dir)}
     except Exception as error:  # noqa: BLE001 - the scenario boundary: report it, go on with the next one.
@@ -200,7 +203,7 @@ def main(argv: list[str]) -> int:
     finally:
         dbs.drop_all()
         failed = any(line["status"] == "error" for line in lines)
-        if args.keep or failed or any(line["status"] != "ok" for line in lines):
+        if args.keep or failed or any(line["status"] not in ("ok", "n/a") for line in lines):
             progress(f"logs kept in {work}")
         else:
             shutil.rmtree(work)
