@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,9 @@ def drain(bench: Bench) -> dict[str, Any]:
             worker.wait_for(lambda: _waiting_rows(bench.url) == 0, 10, poll=0.25)
     finally:
         stopped = worker.stop()
-    runs = bench.log.counts()
-    starts = sorted(started for _, started, _ in bench.log.read())
+    executions = bench.log.read()
+    runs = Counter(n for n, _, _ in executions)
+    starts = sorted(started for _, started, _ in executions)
     tables = table_counts(bench.url)
     return {
         "jobs": count,
