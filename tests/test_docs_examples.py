@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from conftest import plain_command, wait_until
 from plain.utils import timezone
 
@@ -64,15 +65,6 @@ class MyJob(Job):
 
 
 MyJob = register_job(MyJob)
-
-
-@register_job
-class DailyReportJob(Job):
-    schedule = Schedule.from_cron("0 9 * * *")  # Every day at 9 AM
-
-    def run(self):
-        # Generate daily report
-        pass
 
 
 @register_job
@@ -137,7 +129,25 @@ def test_job_methods_defaults(db):
     assert MyJob().get_retry_delay(1) == 0
 
 
-def test_daily_report_schedule():
+@pytest.fixture
+def registry_snapshot():
+    """Registering a scheduled job would make every later worker schedule it; undo that."""
+    from plain.worker.registry import jobs_registry
+
+    jobs, aliases = dict(jobs_registry.jobs), dict(jobs_registry.aliases)
+    yield
+    jobs_registry.jobs, jobs_registry.aliases = jobs, aliases
+
+
+def test_daily_report_schedule(registry_snapshot):
+    @register_job
+    class DailyReportJob(Job):
+        schedule = Schedule.from_cron("0 9 * * *")  # Every day at 9 AM
+
+        def run(self):
+            # Generate daily report
+            pass
+
     now = datetime.datetime(2025, 3, 10, 8, 0, tzinfo=datetime.UTC)
     assert DailyReportJob.schedule.next(now) == datetime.datetime(2025, 3, 10, 9, 0, tzinfo=datetime.UTC)
     for expression in ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]:

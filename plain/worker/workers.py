@@ -2,7 +2,7 @@
 
 One loop of named steps (SPEC section 4):
 
-    reap -> dispatch -> record -> claim -> dispatch -> maintain -> wait
+    reap -> dispatch -> settle (record + claim) -> dispatch -> maintain -> wait
 
 - reap: collect outcomes of finished job processes; a process that died takes
   only its own running job with it (recorded LOST, retried if it has retries);
@@ -13,9 +13,8 @@ One loop of named steps (SPEC section 4):
 - maintain: heartbeat, rescue, expire, stats, schedule when due;
 - wait: only when there is nothing to do, through the waker.
 
-Each process slot is its own single-process ``ProcessPoolExecutor``: when a
-job kills its process, the jobs running in the other processes carry on, and
-the jobs queued behind it in the same slot are known never to have started.
+Each process slot is its own single-process pool (``processes.Slot``): when a
+job kills its process, the jobs running in the other processes carry on.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import socket
 import time
 import uuid
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +34,9 @@ from plain.models import DatabaseError, db_connection
 from plain.runtime import settings
 from plain.utils import timezone
 
-from . import execution, maintenance, wakeup
+from . import maintenance, wakeup
 from .exceptions import ProcessStartError
+from .processes import Slot
 
 if TYPE_CHECKING:
     from .maintenance import Duty
@@ -49,151 +48,7 @@ logger = logging.getLogger("plain.worker")
 #: Longest pause after a database error (seconds); pauses double up to this.
 MAX_BACKOFF_SECONDS = 30.0
 
-LOST_PROCESS = (
-    "Lost: the process running this job died abruptly (os._exit, a signal such as "
-    "SIGKILL, a segmentation fault or the out-of-memory killer)."
-)
 CUT_OFF = "Cancelled: the worker stopped and the shutdown timeout ({timeout:g}s) ran out before this job finished."
-
-
-def task_for(job: Job) -> execution.Task:
-    return execution.Task(
-        job_uuid=str(job.uuid),
-        job_request_uuid=str(job.job_request_uuid),
-        job_class=job.job_class,
-        parameters=job.parameters,
-        queue=job.queue,
-        priority=job.priority,
-        retries=job.retries,
-        retry_attempt=job.retry_attempt,
-        unique_key=job.unique_key,
-        trace_id=job.trace_id,
-        span_id=job.span_id,
-    )
-
-
-class Slot:
-    """One job process (a single-worker ProcessPoolExecutor) and its futures, oldest first."""
-
-    def __init__(self, depth: int, max_jobs_per_process: int | None, waker: wakeup.LocalWaker) -> None:
-        self.depth = depth
-        self.max_jobs_per_process = max_jobs_per_process
-        self.waker = waker
-        self.submitted: deque[tuple[Job, Future]] = deque()
-        self.executor = self._new_executor()
-        self.jobs_in_process = 0
-
-    def _new_executor(self) -> ProcessPoolExecutor:
-        # Recycling after --max-jobs-per-process is done here rather than with
-        # max_tasks_per_child, which hangs a one-process pool on Python 3.11.
-        self.jobs_in_process = 0
-        self.broken = False
-        executor = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=execution.initialize,
-        )
-        # The first task reports the process id (and starts the process now).
-        self.ping = executor.submit(execution.ping)
-        return executor
-
-    def kill(self) -> None:
-        """SIGKILL this slot's process; reap() then sees a broken pool as usual."""
-        try:
-            os.kill(self.ping.result(timeout=5), signal.SIGKILL)
-        except (OSError, TimeoutError, BrokenProcessPool):
-            pass
-
-    @property
-    def exhausted(self) -> bool:
-        limit = self.max_jobs_per_process
-        return limit is not None and self.jobs_in_process >= limit
-
-    @property
-    def room(self) -> int:
-        return 0 if self.exhausted or self.broken else self.depth - len(self.submitted)
-
-    def submit(self, job: Job) -> bool:
-        """Queue a job in this process; False if the process has died (reap() replaces it)."""
-        try:
-            future = self.executor.submit(execution.execute, task_for(job))
-        except BrokenProcessPool:
-            self.broken = True
-            return False
-        self.jobs_in_process += 1
-        future.add_done_callback(lambda _: self.waker.wake())
-        self.submitted.append((job, future))
-        return True
-
-    def reap(self) -> tuple[list[tuple[Job, Outcome]], list[Job]]:
-        """Return (finished, never started). A broken process is replaced."""
-        finished: list[tuple[Job, Outcome]] = []
-        while self.submitted and self.submitted[0][1].done():
-            job, future = self.submitted.popleft()
-            error = future.exception()
-            if isinstance(error, BrokenProcessPool):
-                # Futures finish in submission order in a one-process pool, so
-                # the oldest unfinished one was running when the process died;
-                # the rest were queued behind it and never started.
-                finished.append((job, lost_outcome(job)))
-                unstarted = [queued for queued, _ in self.submitted]
-                self.submitted.clear()
-                self.replace()
-                return finished, unstarted
-            if error is not None:
-                finished.append((job, errored_outcome(job, error)))
-            else:
-                finished.append((job, future.result()))
-        if self.broken and not self.submitted:
-            self.replace()  # the process died between jobs
-        elif self.exhausted and not self.submitted:
-            self.executor.shutdown(wait=False)
-            self.executor = self._new_executor()
-        return finished, []
-
-    def replace(self) -> None:
-        logger.warning("Replacing a job process that died", extra={"event": "process_replaced"})
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.executor = self._new_executor()
-
-    def cancel_queued(self) -> list[Job]:
-        """Take back the futures that have not reached the process yet."""
-        kept: deque[tuple[Job, Future]] = deque()
-        cancelled = []
-        for job, future in self.submitted:
-            if future.cancel():
-                cancelled.append(job)
-            else:
-                kept.append((job, future))
-        self.submitted = kept
-        return cancelled
-
-
-def lost_outcome(job: Job) -> Outcome:
-    from .models import JobResultStatuses, Outcome, retry_delay_for
-
-    attempt = job.retry_attempt + 1
-    return Outcome(
-        status=JobResultStatuses.LOST,
-        started_at=job.started_at,
-        ended_at=timezone.now(),
-        error=LOST_PROCESS,
-        retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
-    )
-
-
-def errored_outcome(job: Job, error: BaseException) -> Outcome:
-    """A future that failed outside execute() (for example an unpicklable outcome)."""
-    from .models import JobResultStatuses, Outcome, retry_delay_for
-
-    attempt = job.retry_attempt + 1
-    return Outcome(
-        status=JobResultStatuses.ERRORED,
-        started_at=job.started_at,
-        ended_at=timezone.now(),
-        error=f"{type(error).__name__}: {error}",
-        retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
-    )
 
 
 class Supervisor:
@@ -477,24 +332,13 @@ class Supervisor:
 
     def cut_off(self) -> None:
         """Step 4: stop the processes and record the jobs they were running as CANCELLED."""
-        from .models import JobResultStatuses, Outcome, retry_delay_for
+        from .models import JobResultStatuses, Outcome
 
-        now = timezone.now()
+        error = CUT_OFF.format(timeout=self.shutdown_timeout)
         for slot in self.slots:
             for job, _ in slot.submitted:
-                attempt = job.retry_attempt + 1
-                self.unrecorded.append(
-                    (
-                        job,
-                        Outcome(
-                            status=JobResultStatuses.CANCELLED,
-                            started_at=job.started_at,
-                            ended_at=now,
-                            error=CUT_OFF.format(timeout=self.shutdown_timeout),
-                            retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
-                        ),
-                    )
-                )
+                outcome = Outcome.without_report(job, status=JobResultStatuses.CANCELLED, error=error)
+                self.unrecorded.append((job, outcome))
             slot.submitted.clear()
         for process in multiprocessing.active_children():
             process.kill()

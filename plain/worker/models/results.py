@@ -15,6 +15,7 @@ from plain import models
 from ..registry import jobs_registry
 
 if TYPE_CHECKING:
+    from .jobs import Job
     from .requests import JobRequest
 
 
@@ -39,6 +40,20 @@ class Outcome:
     error: str = ""
     retry_delay: int | None = None
     pid: int | None = None
+
+    @classmethod
+    def without_report(cls, job: Job, *, status: str, error: str) -> Outcome:
+        """For a run that ended without reporting (lost, cut off): the retry delay
+        comes from the job class, since no instance is at hand."""
+        attempt = job.retry_attempt + 1
+        return cls(
+            status=status,
+            started_at=job.started_at,
+            ended_at=timezone.now(),
+            error=error,
+            retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
+        )
+
 
 
 def retry_delay_for(job_class: str, attempt: int) -> int:

@@ -29,7 +29,7 @@ from plain.models import DatabaseError, db_connection
 from plain.utils import timezone
 
 from .. import execution
-from ..workers import task_for
+from ..processes import task_for
 
 if TYPE_CHECKING:
     from ..jobs import Job
