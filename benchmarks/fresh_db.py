@@ -40,8 +40,12 @@ class Databases:
         with open(log, "a") as out:
             migrated = subprocess.run(
                 [str(plain), "migrate", "--no-input"],
-                check=False, cwd=app_dir, env={**os.environ, "DATABASE_URL": url},
-                stdout=out, stderr=subprocess.STDOUT, timeout=300,
+                check=False,
+                cwd=app_dir,
+                env={**os.environ, "DATABASE_URL": url},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
             )
         if migrated.returncode != 0:
             raise RuntimeError(f"`plain migrate` failed for {label} on {kind}; see {log}")

@@ -42,8 +42,13 @@ HERE = Path(__file__).parent
 REPO = HERE.parent
 PUBLISHED_VENVS = HERE / ".venvs"
 QUICK = Sizes(
-    drain_jobs=300, latency_jobs=20, enqueue_jobs=200, bulk_jobs=2000, memory_jobs=1000,
-    time_limit=8, memory_time_limit=10,
+    drain_jobs=300,
+    latency_jobs=20,
+    enqueue_jobs=200,
+    bulk_jobs=2000,
+    memory_jobs=1000,
+    time_limit=8,
+    memory_time_limit=10,
 )
 
 
@@ -52,26 +57,50 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="bash benchmarks/run",
         description="Measure plain.worker: drain, pickup latency, enqueue and memory, on SQLite and PostgreSQL.",
     )
-    parser.add_argument("--db", action="append", choices=["sqlite", "postgres"],
-                        help="database to run on; repeat for both (default: both)")
-    parser.add_argument("--venv", action="append", metavar="LABEL=PATH",
-                        help="a virtualenv with plain.worker installed; repeatable; replaces the default "
-                             "ours=<repo>/.venv. The first one is the base of the ratios.")
-    parser.add_argument("--compare-published", nargs="?", const="0.27.1", metavar="VERSION",
-                        help="also run the published plain.worker (default 0.27.1), installed with uv "
-                             f"into {PUBLISHED_VENVS.relative_to(REPO)}/published-VERSION")
-    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS),
-                        help="scenario to run; repeatable (default: all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run each scenario this many times, implementations taking turns; "
-                             "the summary shows medians (default: 1)")
+    parser.add_argument(
+        "--db",
+        action="append",
+        choices=["sqlite", "postgres"],
+        help="database to run on; repeat for both (default: both)",
+    )
+    parser.add_argument(
+        "--venv",
+        action="append",
+        metavar="LABEL=PATH",
+        help="a virtualenv with plain.worker installed; repeatable; replaces the default "
+        "ours=<repo>/.venv. The first one is the base of the ratios.",
+    )
+    parser.add_argument(
+        "--compare-published",
+        nargs="?",
+        const="0.27.1",
+        metavar="VERSION",
+        help="also run the published plain.worker (default 0.27.1), installed with uv "
+        f"into {PUBLISHED_VENVS.relative_to(REPO)}/published-VERSION",
+    )
+    parser.add_argument(
+        "--scenario", action="append", choices=list(SCENARIOS), help="scenario to run; repeatable (default: all)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each scenario this many times, implementations taking turns; the summary shows medians (default: 1)",
+    )
     parser.add_argument("--quick", action="store_true", help=f"small sizes, to check the harness works: {QUICK}")
     defaults = Sizes()
     for size in fields(Sizes):
-        parser.add_argument(f"--{size.name.replace('_', '-')}", type=int if size.type == "int" else float,
-                            default=None, help=f"{size.metadata['help']} (default {getattr(defaults, size.name)})")
-    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
-                        help="PostgreSQL server URL (default: %(default)s, or $BENCH_POSTGRES)")
+        parser.add_argument(
+            f"--{size.name.replace('_', '-')}",
+            type=int if size.type == "int" else float,
+            default=None,
+            help=f"{size.metadata['help']} (default {getattr(defaults, size.name)})",
+        )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"),
+        help="PostgreSQL server URL (default: %(default)s, or $BENCH_POSTGRES)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, SQLite files)")
     return parser.parse_args(argv)
 
@@ -92,9 +121,14 @@ def implementations(args: argparse.Namespace) -> list[Implementation]:
     for label, path in venvs:
         venv = Path(path).resolve()
         version = subprocess.run(
-            [str(venv / "bin" / "python"), "-c",
-             "import importlib.metadata as m, psycopg; print(m.version('plain.worker'))"],
-            check=False, capture_output=True, text=True,
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "import importlib.metadata as m, psycopg; print(m.version('plain.worker'))",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
         )
         if version.returncode != 0:
             sys.exit(f"{label}: {venv} has no plain.worker and psycopg importable:\n{version.stderr.strip()}")
@@ -109,8 +143,17 @@ def published_venv(version: str) -> Path:
         progress(f"installing plain.worker=={version} into {venv}")
         subprocess.run(["uv", "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
         subprocess.run(
-            ["uv", "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-             f"plain.worker=={version}", "psycopg[binary]", "psutil"],
+            [
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(venv / "bin" / "python"),
+                f"plain.worker=={version}",
+                "psycopg[binary]",
+                "psutil",
+            ],
             check=True,
         )
     return venv
@@ -123,8 +166,10 @@ def progress(message: str) -> None:
 def run_scenario(name: str, bench: Bench, database: str) -> dict[str, Any]:
     implementation = bench.implementation
     line: dict[str, Any] = {
-        "implementation": implementation.label, "version": implementation.version,
-        "database": database, "scenario": name,
+        "implementation": implementation.label,
+        "version": implementation.version,
+        "database": database,
+        "scenario": name,
     }
     started = time.monotonic()
     try:
@@ -148,19 +193,31 @@ def headline(line: dict[str, Any]) -> str:
     if line["status"] != "ok":
         return line.get("reason") or line.get("error", "")
     shown = ("jobs_per_s", "p50_ms", "p95_ms", "growth_mb", "duplicates", "db_locked_errors", "finished")
-    return ", ".join(f"{key}={round(line[key], 2) if isinstance(line[key], float) else line[key]}"
-                     for key in shown if key in line)
+    return ", ".join(
+        f"{key}={round(line[key], 2) if isinstance(line[key], float) else line[key]}" for key in shown if key in line
+    )
 
 
 def run_database(
-    database: str, scenario_names: list[str], repeats: int, targets: list[Implementation], sizes: Sizes,
-    dbs: Databases, *, app_dir: Path, out_dir: Path,
+    database: str,
+    scenario_names: list[str],
+    repeats: int,
+    targets: list[Implementation],
+    sizes: Sizes,
+    dbs: Databases,
+    *,
+    app_dir: Path,
+    out_dir: Path,
 ) -> list[dict[str, Any]]:
     """Every scenario on one database, implementations taking turns; prints each JSON line as it comes."""
     out_dir.mkdir()
     templates = {
         target.label: dbs.template(
-            database, target.label, target.plain, app_dir, out_dir / f"migrate-{target.label}.log",
+            database,
+            target.label,
+            target.plain,
+            app_dir,
+            out_dir / f"migrate-{target.label}.log",
         )
         for target in targets
     }
@@ -197,8 +254,14 @@ def main(argv: list[str]) -> int:
     try:
         for database in databases:
             lines += run_database(
-                database, scenario_names, args.repeat, targets, sizes, dbs,
-                app_dir=work / "app_root", out_dir=work / database,
+                database,
+                scenario_names,
+                args.repeat,
+                targets,
+                sizes,
+                dbs,
+                app_dir=work / "app_root",
+                out_dir=work / database,
             )
     finally:
         dbs.drop_all()

@@ -103,8 +103,11 @@ def summary(lines: list[dict[str, Any]], labels: list[str], databases: list[str]
     for db in databases:
         for figure in FIGURES:
             runs = [
-                [line for line in lines if (line["database"], line["scenario"], line["implementation"])
-                 == (db, figure.scenario, label)]
+                [
+                    line
+                    for line in lines
+                    if (line["database"], line["scenario"], line["implementation"]) == (db, figure.scenario, label)
+                ]
                 for label in labels
             ]
             if not any(runs):
@@ -112,22 +115,24 @@ def summary(lines: list[dict[str, Any]], labels: list[str], databases: list[str]
             cells = [cell(figure, runs_of_label) for runs_of_label in runs]
             ratios = [_ratio(figure, cells[0], other) for other in cells[1:]]
             target, met = _target(figure, db, cells[0])
-            rows.append([db, figure.scenario, figure.key, *(c.show() for c in cells), *ratios,
-                         figure.better or "", target, met])
+            rows.append(
+                [db, figure.scenario, figure.key, *(c.show() for c in cells), *ratios, figure.better or "", target, met]
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     text = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     text.insert(1, "  ".join("-" * width for width in widths))
-    text += _footnote("* stopped at the time limit before all jobs ran", lines,
-                      lambda line: line.get("finished") is False)
+    text += _footnote(
+        "* stopped at the time limit before all jobs ran", lines, lambda line: line.get("finished") is False
+    )
     text += _footnote("! the worker exited on its own during", lines, lambda line: line.get("worker_died"))
     text += _footnote("harness error (see the JSON line)", lines, lambda line: line["status"] == "error")
     return "\n".join(text)
 
 
 def _footnote(title: str, lines: list[dict[str, Any]], applies: Callable[[dict[str, Any]], Any]) -> list[str]:
-    runs = sorted({
-        f"{line['implementation']}/{line['database']}/{line['scenario']}" for line in lines if applies(line)
-    })
+    runs = sorted(
+        {f"{line['implementation']}/{line['database']}/{line['scenario']}" for line in lines if applies(line)}
+    )
     return [f"{title}: {', '.join(runs)}"] if runs else []
 
 

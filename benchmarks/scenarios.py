@@ -98,7 +98,12 @@ class Bench:
         """Run driver.py under the implementation's interpreter; returns its JSON answer."""
         done = subprocess.run(
             [str(self.implementation.python), str(DRIVER), command, json.dumps(options)],
-            check=False, cwd=self.app_dir, env=self.env(), capture_output=True, text=True, timeout=timeout,
+            check=False,
+            cwd=self.app_dir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         (self.out_dir / f"driver-{command}.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -173,7 +178,9 @@ def latency(bench: Bench) -> dict[str, Any]:
     try:
         warmed = warm_up(bench, worker)
         paced = bench.driver(
-            "paced", count=sizes.latency_jobs, interval=sizes.latency_interval,
+            "paced",
+            count=sizes.latency_jobs,
+            interval=sizes.latency_interval,
             timeout=sizes.latency_jobs * sizes.latency_interval + 120,
         )
         enqueued_at = {int(n): at for n, at in paced["enqueued_at"].items()}
@@ -199,7 +206,10 @@ def enqueue_single_idle_worker(bench: Bench) -> dict[str, Any]:
     try:
         warmed = warm_up(bench, worker)
         single = bench.driver(
-            "single", count=bench.sizes.enqueue_jobs, time_limit=bench.sizes.time_limit, queue=UNWATCHED_QUEUE,
+            "single",
+            count=bench.sizes.enqueue_jobs,
+            time_limit=bench.sizes.time_limit,
+            queue=UNWATCHED_QUEUE,
         )
     finally:
         stopped = worker.stop()
@@ -216,8 +226,12 @@ def enqueue_bulk(bench: Bench) -> dict[str, Any]:
     bulk = bench.driver("bulk", count=bench.sizes.bulk_jobs, chunk=1000)
     if "unsupported" in bulk:
         raise NotApplicable(bulk["unsupported"])
-    return {"jobs": bulk["done"], "chunk": 1000, "timed_seconds": bulk["seconds"],
-            "jobs_per_s": bulk["done"] / bulk["seconds"]}
+    return {
+        "jobs": bulk["done"],
+        "chunk": 1000,
+        "timed_seconds": bulk["seconds"],
+        "jobs_per_s": bulk["done"] / bulk["seconds"],
+    }
 
 
 def memory(bench: Bench) -> dict[str, Any]:

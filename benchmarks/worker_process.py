@@ -56,8 +56,12 @@ class Worker:
         self.started = time.time()
         with open(log_path, "w") as log:
             self.process = subprocess.Popen(
-                [str(plain), *WORKER_ARGS], cwd=app_dir, env=env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [str(plain), *WORKER_ARGS],
+                cwd=app_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def alive(self) -> bool:

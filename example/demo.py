@@ -57,8 +57,21 @@ def run_worker_until_done(timeout: float = 90) -> None:
     from plain.worker.models import Job, JobRequest
 
     worker = subprocess.Popen(
-        [*PLAIN, "worker", "run", "--queue", "default", "--queue", "imports", "--queue", "newsletter",
-         "--max-processes", "2", "--stats-every", "0"],
+        [
+            *PLAIN,
+            "worker",
+            "run",
+            "--queue",
+            "default",
+            "--queue",
+            "imports",
+            "--queue",
+            "newsletter",
+            "--max-processes",
+            "2",
+            "--stats-every",
+            "0",
+        ],
         cwd=HERE,
         env={**os.environ, "PLAIN_WORKER_POLL_INTERVAL": "0.1"},
     )

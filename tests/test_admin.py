@@ -172,7 +172,9 @@ def test_retry_action_in_the_list_retries_only_retryable_results(web_app, admin_
     fail_a.refresh_from_db()
     assert fail_a.retry_job_request_uuid == request.uuid
     assert (request.job_class, request.parameters, request.retry_attempt) == (
-        "app.jobs.FailingJob", fail_a.parameters, 1,
+        "app.jobs.FailingJob",
+        fail_a.parameters,
+        1,
     )
     successful.refresh_from_db()
     assert successful.retry_job_request_uuid is None
@@ -242,6 +244,9 @@ def test_delete_requests_and_jobs(web_app, admin_user, worker):
 
     cancelled = JobResult.objects.cancelled()
     assert set(cancelled.values_list("job_request_uuid", flat=True)) == {
-        waiting[0].uuid, waiting[1].uuid, first.job_request_uuid, second.job_request_uuid
+        waiting[0].uuid,
+        waiting[1].uuid,
+        first.job_request_uuid,
+        second.job_request_uuid,
     }
     assert set(cancelled.values_list("error", flat=True)) == {"Cancelled: deleted from the admin."}

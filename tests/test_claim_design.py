@@ -107,11 +107,13 @@ def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(worker):
     from plain.worker.models import Worker
 
     poll = "30" if DB_KIND == "postgres" else "0.05"
-    worker(env={
-        "PLAIN_WORKER_POLL_INTERVAL": poll,
-        "PLAIN_WORKER_HEARTBEAT_INTERVAL": "20",
-        "PLAIN_WORKER_HEARTBEAT_TIMEOUT": "60",
-    })
+    worker(
+        env={
+            "PLAIN_WORKER_POLL_INTERVAL": poll,
+            "PLAIN_WORKER_HEARTBEAT_INTERVAL": "20",
+            "PLAIN_WORKER_HEARTBEAT_TIMEOUT": "60",
+        }
+    )
     wait_until(lambda: Worker.objects.exists(), message="the worker to start")
     time.sleep(1)  # let it settle into its idle wait
 

@@ -19,8 +19,14 @@ def test_help_lists_every_command():
 def test_run_help_explains_options_and_environment():
     result = plain_command("worker", "run", "--help")
     assert result.returncode == 0
-    for option in ["--queue", "--max-processes", "--max-jobs-per-process", "--max-pending-per-process",
-                   "--stats-every", "--shutdown-timeout"]:
+    for option in [
+        "--queue",
+        "--max-processes",
+        "--max-jobs-per-process",
+        "--max-pending-per-process",
+        "--stats-every",
+        "--shutdown-timeout",
+    ]:
         assert option in result.stdout
 
 
@@ -84,7 +90,15 @@ def test_stats_counts_per_queue_and_status(db):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "queue", "waiting", "delayed", "running", "successful", "errored", "cancelled", "lost", "retried"
+        "queue",
+        "waiting",
+        "delayed",
+        "running",
+        "successful",
+        "errored",
+        "cancelled",
+        "lost",
+        "retried",
     ]
     assert lines[1].split() == ["default", "1", "0", "0", "0", "0", "0", "0", "0"]
     assert lines[2].split() == ["slow", "2", "1", "0", "0", "0", "0", "0", "0"]
@@ -100,8 +114,11 @@ def test_clear_completed_deletes_results_older_than_the_history(db):
     RecordJob("x").run_in_worker()
     for age_days in (1, 6, 8, 30):
         result = JobResult.objects.create(
-            job_uuid=__import__("uuid").uuid4(), job_request_uuid=__import__("uuid").uuid4(),
-            job_class="app.jobs.RecordJob", status="SUCCESSFUL", error="",
+            job_uuid=__import__("uuid").uuid4(),
+            job_request_uuid=__import__("uuid").uuid4(),
+            job_class="app.jobs.RecordJob",
+            status="SUCCESSFUL",
+            error="",
         )
         JobResult.objects.filter(id=result.id).update(created_at=timezone.now() - datetime.timedelta(days=age_days))
 

@@ -61,9 +61,7 @@ def test_jobs_queued_behind_a_dead_one_run_in_a_new_process(worker):
     worker(processes=1)
 
     wait_until(lambda: len(results_by_key()) == 5, message="every job")
-    assert results_by_key() == {
-        "crash": ["LOST"], **{f"queued-{i}": ["SUCCESSFUL"] for i in range(4)}
-    }
+    assert results_by_key() == {"crash": ["LOST"], **{f"queued-{i}": ["SUCCESSFUL"] for i in range(4)}}
     pids = set(Execution.objects.exclude(key="crash").values_list("pid", flat=True))
     crash_pid = Execution.objects.get(key="crash").pid
     assert crash_pid not in pids

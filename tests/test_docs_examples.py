@@ -100,8 +100,19 @@ def test_welcome_user_job_runs_in_process(db):
     user = User.objects.create(email="welcome@example.com")
     request = WelcomeUserJob(user).run_in_worker()
     outcome = execute(
-        Task(str(request.uuid), str(request.uuid), request.job_class, request.parameters, "default", 0, 0, 0, "",
-             None, None)
+        Task(
+            str(request.uuid),
+            str(request.uuid),
+            request.job_class,
+            request.parameters,
+            "default",
+            0,
+            0,
+            0,
+            "",
+            None,
+            None,
+        )
     )
     assert outcome.status == "SUCCESSFUL", outcome.error
     assert sent[-1]["recipient_list"] == ["welcome@example.com"]
@@ -116,9 +127,7 @@ def test_job_parameters_example(db):
         retries=3,  # Number of retry attempts (default: 0)
         unique_key="user-123-welcome",  # Prevent duplicate jobs
     )
-    assert (request.queue, request.priority, request.retries, request.unique_key) == (
-        "slow", 10, 3, "user-123-welcome"
-    )
+    assert (request.queue, request.priority, request.retries, request.unique_key) == ("slow", 10, 3, "user-123-welcome")
     assert request.start_at - request.created_at >= datetime.timedelta(seconds=59)
     assert isinstance(job.run_in_worker(unique_key="user-123-welcome"), list)
 
@@ -194,8 +203,11 @@ def test_history_setting_from_settings_module(db):
 
     RecordJob("x").run_in_worker()
     old = JobResult.objects.create(
-        job_uuid=__import__("uuid").uuid4(), job_request_uuid=__import__("uuid").uuid4(),
-        job_class="app.jobs.RecordJob", status="SUCCESSFUL", error="",
+        job_uuid=__import__("uuid").uuid4(),
+        job_request_uuid=__import__("uuid").uuid4(),
+        job_class="app.jobs.RecordJob",
+        status="SUCCESSFUL",
+        error="",
     )
     JobResult.objects.filter(id=old.id).update(created_at=timezone.now() - datetime.timedelta(days=20))
     # WORKER_JOB_HISTORY_DAYS = 30 keeps a 20-day-old result; the default 7 would not.

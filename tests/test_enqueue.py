@@ -25,7 +25,11 @@ def test_run_in_worker_stores_a_request_with_defaults(db):
     assert stored.job_class == "app.jobs.RecordJob"
     assert stored.parameters == {"args": ["k"], "kwargs": {}}
     assert (stored.queue, stored.priority, stored.retries, stored.retry_attempt, stored.unique_key) == (
-        "default", 0, 0, 0, ""
+        "default",
+        0,
+        0,
+        0,
+        "",
     )
     assert before <= stored.start_at <= timezone.now()
     lines, first = inspect.getsourcelines(test_run_in_worker_stores_a_request_with_defaults)
@@ -176,9 +180,7 @@ def test_racing_enqueues_of_one_unique_key_create_one_request(db):
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(racers)
     results = context.Queue()
-    processes = [
-        context.Process(target=_enqueue_unique_in_subprocess, args=(barrier, results)) for _ in range(racers)
-    ]
+    processes = [context.Process(target=_enqueue_unique_in_subprocess, args=(barrier, results)) for _ in range(racers)]
     for process in processes:
         process.start()
     for process in processes:
@@ -234,9 +236,7 @@ def test_bulk_enqueue_refuses_bad_arguments_before_inserting_anything(db):
 
 def test_enqueue_on_an_unmigrated_database_says_to_migrate(tmp_path):
     script = (
-        "import plain.runtime; plain.runtime.setup()\n"
-        "from app.jobs import RecordJob\n"
-        "RecordJob('x').run_in_worker()\n"
+        "import plain.runtime; plain.runtime.setup()\nfrom app.jobs import RecordJob\nRecordJob('x').run_in_worker()\n"
     )
     result = _run_python(script, {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"})
     assert result.returncode != 0

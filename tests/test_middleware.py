@@ -48,8 +48,15 @@ def test_app_logger_context_is_restored_after_the_job_even_when_it_fails():
         raise RuntimeError("job failed")
 
     running = RunningJob(
-        job=None, job_class="app.jobs.Anything", job_uuid="j-1", job_request_uuid="r-1",
-        queue="default", priority=0, retries=0, retry_attempt=0, unique_key="",
+        job=None,
+        job_class="app.jobs.Anything",
+        job_uuid="j-1",
+        job_request_uuid="r-1",
+        queue="default",
+        priority=0,
+        retries=0,
+        retry_attempt=0,
+        unique_key="",
     )
     app_logger.kv.context.clear()
     app_logger.kv.context["request_id"] = "outside"
@@ -74,11 +81,13 @@ def test_custom_middleware_wraps_each_job_in_listed_order(worker):
     from plain.worker.models import JobResult
 
     request = RecordJob("wrapped").run_in_worker(queue="default")
-    process = worker(env=middleware_env(
-        "app.middleware.OuterMiddleware",
-        "app.middleware.InnerMiddleware",
-        "plain.worker.middleware.AppLoggerMiddleware",
-    ))
+    process = worker(
+        env=middleware_env(
+            "app.middleware.OuterMiddleware",
+            "app.middleware.InnerMiddleware",
+            "plain.worker.middleware.AppLoggerMiddleware",
+        )
+    )
     result = wait_until(lambda: JobResult.objects.filter(job_request_uuid=request.uuid).first())
     assert process.stop() == 0
     assert result.status == "SUCCESSFUL", result.error
@@ -93,12 +102,16 @@ def test_custom_middleware_wraps_each_job_in_listed_order(worker):
     ]
     notes = Execution.objects.filter(key__startswith="wrapped:")
     assert {tuple(sorted(note.value.items())) for note in notes} == {
-        tuple(sorted({
-            "job_uuid": str(result.job_uuid),
-            "job_request_uuid": str(request.uuid),
-            "queue": "default",
-            "retry_attempt": 0,
-        }.items()))
+        tuple(
+            sorted(
+                {
+                    "job_uuid": str(result.job_uuid),
+                    "job_request_uuid": str(request.uuid),
+                    "queue": "default",
+                    "retry_attempt": 0,
+                }.items()
+            )
+        )
     }
     assert len({note.pid for note in Execution.objects.filter(key__startswith="wrapped")}) == 1
 
@@ -116,8 +129,11 @@ def test_middleware_that_raises_fails_the_job_and_sees_the_retry(worker):
     assert process.stop() == 0
 
     assert JobResult.objects.get(job_request_uuid=allowed.uuid).status == "SUCCESSFUL"
-    refused = list(JobResult.objects.filter(job_class="app.jobs.RecordJob").exclude(
-        job_request_uuid=allowed.uuid).order_by("retry_attempt"))
+    refused = list(
+        JobResult.objects.filter(job_class="app.jobs.RecordJob")
+        .exclude(job_request_uuid=allowed.uuid)
+        .order_by("retry_attempt")
+    )
     assert [(r.status, r.retry_attempt) for r in refused] == [("ERRORED", 0), ("ERRORED", 1)]
     assert refused[0].job_request_uuid == forbidden.uuid
     assert "PermissionError: forbidden-1 may not run here" in refused[0].error

@@ -59,8 +59,11 @@ def test_dropped_connections_mid_drain(worker):
         db_connection.close()
         time.sleep(0.3)
 
-    wait_until(lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
-               timeout=90, message="every job to finish")
+    wait_until(
+        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
+        timeout=90,
+        message="every job to finish",
+    )
     time.sleep(0.5)
     assert process.alive()
     _check_every_job_finished_once(total)
@@ -90,8 +93,11 @@ def test_database_down_for_seconds_then_back(worker):
 
     for i in range(20):
         RecordJob(f"after-{i}").run_in_worker(retries=3)
-    wait_until(lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == 40,
-               timeout=90, message="jobs from before and after the outage")
+    wait_until(
+        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == 40,
+        timeout=90,
+        message="jobs from before and after the outage",
+    )
     assert process.alive()
     assert "Database error" in process.output()
     _check_every_job_finished_once(40)
@@ -117,7 +123,10 @@ def test_sqlite_file_locked_longer_than_the_busy_timeout(worker):
     release.join()
     locker.close()
 
-    wait_until(lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == 30,
-               timeout=60, message="every job after the lock")
+    wait_until(
+        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == 30,
+        timeout=60,
+        message="every job after the lock",
+    )
     assert process.alive()
     _check_every_job_finished_once(30)

@@ -19,7 +19,10 @@ def result_at(created_at: datetime.datetime, name: str):
     from plain.worker.models import JobResult
 
     result = JobResult.objects.create(
-        job_uuid=uuid.uuid4(), job_request_uuid=uuid.uuid4(), job_class=f"app.jobs.{name}", status="SUCCESSFUL",
+        job_uuid=uuid.uuid4(),
+        job_request_uuid=uuid.uuid4(),
+        job_class=f"app.jobs.{name}",
+        status="SUCCESSFUL",
     )
     JobResult.objects.filter(id=result.id).update(created_at=created_at)  # created_at is set on insert
     return result

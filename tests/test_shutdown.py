@@ -37,8 +37,18 @@ def test_sigterm_hands_unstarted_jobs_back_unchanged_and_finishes_running_ones(w
     assert len(handed_back) >= 4
     for uuid, request in handed_back.items():
         original = originals[uuid]
-        for field in ("job_class", "parameters", "priority", "queue", "retries", "retry_attempt", "unique_key",
-                      "start_at", "created_at", "source"):
+        for field in (
+            "job_class",
+            "parameters",
+            "priority",
+            "queue",
+            "retries",
+            "retry_attempt",
+            "unique_key",
+            "start_at",
+            "created_at",
+            "source",
+        ):
             assert getattr(request, field) == getattr(original, field), field
     assert all(result.status == "SUCCESSFUL" for result in finished.values())
     assert table_counts()["jobs"] == 0

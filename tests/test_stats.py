@@ -35,8 +35,16 @@ def make_queues(now: datetime.datetime) -> None:
     RecordJob("mail-2").run_in_worker(queue="mail")
     claimed = JobRequest.claim(queues=["default"], limit=2, worker=holder, now=timezone.now())
     outcomes = [
-        (job, Outcome(status=JobResultStatuses.SUCCESSFUL if job.job_class.endswith("RecordJob")
-                      else JobResultStatuses.ERRORED, started_at=now, ended_at=now))
+        (
+            job,
+            Outcome(
+                status=JobResultStatuses.SUCCESSFUL
+                if job.job_class.endswith("RecordJob")
+                else JobResultStatuses.ERRORED,
+                started_at=now,
+                ended_at=now,
+            ),
+        )
         for job in claimed
     ]
     Job.finish(outcomes, holder)  # the failure's retry is a new waiting request
@@ -115,12 +123,24 @@ def test_stats_command(db):
     assert result.returncode == 0, result.stderr
     table = stats_table(result.stdout)
     assert table["default"] == {
-        "waiting": 2, "delayed": 1, "running": 0,
-        "successful": 1, "errored": 1, "cancelled": 0, "lost": 0, "retried": 1,
+        "waiting": 2,
+        "delayed": 1,
+        "running": 0,
+        "successful": 1,
+        "errored": 1,
+        "cancelled": 0,
+        "lost": 0,
+        "retried": 1,
     }
     assert table["mail"] == {
-        "waiting": 0, "delayed": 0, "running": 1,
-        "successful": 0, "errored": 0, "cancelled": 0, "lost": 1, "retried": 0,
+        "waiting": 0,
+        "delayed": 0,
+        "running": 1,
+        "successful": 0,
+        "errored": 0,
+        "cancelled": 0,
+        "lost": 1,
+        "retried": 0,
     }
     assert table["(all)"]["waiting"] == 2 and table["(all)"]["lost"] == 1
     age = re.search(r"Oldest waiting job: ([\d.]+)s", result.stdout)
@@ -129,7 +149,9 @@ def test_stats_command(db):
     as_json = json.loads(plain_command("worker", "stats", "--json", "--queue", "mail").stdout)
     assert as_json["queues"] == {
         "mail": {
-            "waiting": 0, "delayed": 0, "running": 1,
+            "waiting": 0,
+            "delayed": 0,
+            "running": 1,
             "results": {"SUCCESSFUL": 0, "ERRORED": 0, "CANCELLED": 0, "LOST": 1},
             "retried": 0,
         }

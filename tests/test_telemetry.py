@@ -184,8 +184,19 @@ def run_inline(job_class: str, args: list, trace_id: str | None, span_id: str | 
     """Run one job through the worker's execute() in this process (as run-job does)."""
     from plain.worker.execution import Task, execute
 
-    task = Task("job-uuid-1", "request-uuid-1", job_class, {"args": args, "kwargs": {}},
-                "default", 0, 0, 0, "", trace_id, span_id)
+    task = Task(
+        "job-uuid-1",
+        "request-uuid-1",
+        job_class,
+        {"args": args, "kwargs": {}},
+        "default",
+        0,
+        0,
+        0,
+        "",
+        trace_id,
+        span_id,
+    )
     return execute(task)
 
 

@@ -1,8 +1,7 @@
 """The README's Testing section, executed verbatim.
 
 Every ```python block in the "## Testing" section of plain/worker/README.md
-starts with
-a comment naming its file (``# app/users/jobs.py``). The blocks are written to
+starts with a comment naming its file (``# app/users/jobs.py``). The blocks are written to
 those paths in a copy of tests/testing_example/ (a bare app with a User model)
 and pytest runs there in a subprocess with plain.models' own rolled-back `db`
 fixture, the setup a reader of the README has. The sample failure message in
@@ -22,7 +21,7 @@ TESTS_DIR = Path(__file__).parent
 DOCUMENT = TESTS_DIR.parent / "plain" / "worker" / "README.md"
 PROJECT = TESTS_DIR / "testing_example"
 
-SAMPLE_MESSAGE_TEST = '''
+SAMPLE_MESSAGE_TEST = """
 import re
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def test_the_sample_failure_message_is_real(db):
     message = re.sub(r"start_at=\\S+", "start_at=<time>", message).replace(user_ref, "<user>")
     expected = re.sub(r"start_at=\\S+", "start_at=<time>", expected).replace("__plain://model/users/user/1", "<user>")
     assert message == expected
-'''
+"""
 
 
 def section_text() -> str:
@@ -94,11 +93,14 @@ def test_the_readme_testing_example_runs_verbatim(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project)
     paths = write_example(project)
-    assert paths == ["app/users/jobs.py", "app/users/signup.py", "tests/test_welcome.py"]
+    assert paths == ["app/users/jobs.py", "app/users/signup.py", "tests/test_welcome.py", "tests/test_daily_digest.py"]
     [sample] = code_blocks(section_text(), "text")
     (project / "tests" / "sample_message.txt").write_text(sample)
     (project / "tests" / "test_sample_message.py").write_text(SAMPLE_MESSAGE_TEST)
-    examples = (project / "tests" / "test_welcome.py").read_text().count("\ndef test_")
+    examples = sum(
+        (project / "tests" / name).read_text().count("\ndef test_")
+        for name in ("test_welcome.py", "test_daily_digest.py")
+    )
 
     result = run_pytest(project, "tests")
 

@@ -95,10 +95,14 @@ def test_assert_enqueued_failure_lists_what_was_enqueued(db):
         "queue='emails' delay at least 120s, found none."
     )
     assert lines[1] == "Pending jobs (2):"
-    assert lines[2].startswith("  - app.jobs.RecordJob args=['hello'] kwargs={} queue='default' priority=0 delay=60s start_at=")
+    assert lines[2].startswith(
+        "  - app.jobs.RecordJob args=['hello'] kwargs={} queue='default' priority=0 delay=60s start_at="
+    )
     assert lines[2].endswith(f"unique_key='' retry_attempt=0 (enqueued at test_testing_helpers.py:{enqueue_line})")
     assert lines[3] == "      differs: queue='default', delay=60s"
-    assert lines[4].startswith("  - app.jobs.PriorityJob args=['x'] kwargs={'priority': 3} queue='slow' priority=3 delay=0s")
+    assert lines[4].startswith(
+        "  - app.jobs.PriorityJob args=['x'] kwargs={'priority': 3} queue='slow' priority=3 delay=0s"
+    )
     assert "unique_key='k'" in lines[4]
     assert lines[5] == (
         "      differs: job_class=app.jobs.PriorityJob, args=['x'], kwargs={'priority': 3}, queue='slow', delay=0s"
@@ -319,7 +323,9 @@ def test_bad_rows_are_recorded_as_a_worker_records_them(db):
         "passed to this job no longer exists (it was deleted after the job was enqueued).\n"
     )
     assert results["app.jobs.DeletedJob"].status == "ERRORED"
-    assert "JobNotRegistered: Job class 'app.jobs.DeletedJob' is not registered." in results["app.jobs.DeletedJob"].error
+    assert (
+        "JobNotRegistered: Job class 'app.jobs.DeletedJob' is not registered." in results["app.jobs.DeletedJob"].error
+    )
 
 
 def test_drain_inside_a_transaction_survives_a_database_error(db):
@@ -433,8 +439,9 @@ def test_eager_mode_runs_jobs_when_enqueued(db, settings):
     assert JobResult.objects.get(job_request_uuid=request.uuid).status == "SUCCESSFUL"
 
     ChainJob("chain", 2).run_in_worker()  # jobs enqueued by a job run after it, not inside it
-    assert [r.parameters["args"][1] for r in JobResult.objects.filter(job_class="app.jobs.ChainJob").order_by("id")] \
-        == [2, 1, 0]
+    assert [
+        r.parameters["args"][1] for r in JobResult.objects.filter(job_class="app.jobs.ChainJob").order_by("id")
+    ] == [2, 1, 0]
 
     RecordJob.run_in_worker_bulk([RecordJob("bulk-1"), RecordJob("bulk-2")])
     assert executions()[-2:] == ["bulk-1", "bulk-2"]
@@ -488,3 +495,20 @@ def test_eager_mode_is_off_by_default(db):
     RecordJob("queued").run_in_worker()
     assert executions() == []
     assert_enqueued(RecordJob("queued"))
+
+
+def test_enqueue_scheduled_enqueues_each_occurrence_of_the_window_once(db, settings):
+    import datetime
+
+    from plain.worker.models import JobRequest
+    from plain.worker.testing import enqueue_scheduled
+
+    settings.WORKER_JOBS_SCHEDULE = [("app.jobs.NoopJob", "30 9 * * *")]
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+
+    first = enqueue_scheduled(since=start, until=start + datetime.timedelta(days=2), queues=["default"])
+    again = enqueue_scheduled(since=start, until=start + datetime.timedelta(days=2), queues=["default"])
+
+    assert len(first) == 2 and again == []
+    assert JobRequest.objects.filter(job_class="app.jobs.NoopJob").count() == 2
+    assert enqueue_scheduled(since=start, until=start + datetime.timedelta(days=2), queues=["other"]) == []

@@ -41,20 +41,22 @@ def snapshot(tag: str) -> list[tuple]:
         key = result.parameters["args"][0]
         if not key.startswith(f"{tag}-"):
             continue
-        rows.append((
-            key.removeprefix(f"{tag}-"),
-            result.job_class,
-            result.status,
-            result.retry_attempt,
-            result.retries,
-            result.queue,
-            result.priority,
-            re.sub(r"model/users/user/\d+", "model/users/user/<id>", result.error.replace(f"{tag}-", "<tag>-")),
-            result.retry_job_request_uuid is not None,
-            result.worker_hostname,
-            result.worker_pid is not None and result.worker_uuid is not None,
-            result.started_at <= result.ended_at,
-        ))
+        rows.append(
+            (
+                key.removeprefix(f"{tag}-"),
+                result.job_class,
+                result.status,
+                result.retry_attempt,
+                result.retries,
+                result.queue,
+                result.priority,
+                re.sub(r"model/users/user/\d+", "model/users/user/<id>", result.error.replace(f"{tag}-", "<tag>-")),
+                result.retry_job_request_uuid is not None,
+                result.worker_hostname,
+                result.worker_pid is not None and result.worker_uuid is not None,
+                result.started_at <= result.ended_at,
+            )
+        )
     return sorted(rows)
 
 
@@ -75,4 +77,3 @@ def test_drain_records_what_a_worker_records(worker):
     assert by_drain == by_worker
     assert not JobRequest.objects.exists()
     assert_each_job_in_one_table()
-

@@ -35,7 +35,11 @@ def test_the_helper_tests_run_with_plain_models_db_fixture():
 def test_a_conftest_can_import_the_helpers_before_plain_is_set_up():
     """pytest imports conftest.py before plain.pytest calls plain.runtime.setup()."""
     result = subprocess.run(
-        [sys.executable, "-c", "import plain.worker.testing, plain.runtime; assert not plain.runtime._is_setup_complete"],
+        [
+            sys.executable,
+            "-c",
+            "import plain.worker.testing, plain.runtime; assert not plain.runtime._is_setup_complete",
+        ],
         cwd=TESTS_DIR,
         capture_output=True,
         text=True,

@@ -121,9 +121,7 @@ def legacy_app(tmp_path: Path) -> tuple[Path, str]:
 def run(python: Path | str, args: list[str], project: Path, database_url: str, timeout: float = 120):
     env = {**os.environ, "DATABASE_URL": database_url, **FAST_WORKER_ENV}
     env.pop("PLAIN_SETTINGS_MODULE", None)
-    return subprocess.run(
-        [str(python), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([str(python), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_published_database_upgrades_and_its_pending_jobs_run(published_python, legacy_app):
@@ -170,10 +168,13 @@ def test_published_database_upgrades_and_its_pending_jobs_run(published_python, 
 
     status = run(
         sys.executable,
-        ["-c", "import plain.runtime; plain.runtime.setup();"
-               "from plain.worker.models import JobRequest, Job, JobResult;"
-               "import json; print(json.dumps([JobRequest.objects.count(), Job.objects.count(),"
-               " sorted(JobResult.objects.values_list('status', flat=True))]))"],
+        [
+            "-c",
+            "import plain.runtime; plain.runtime.setup();"
+            "from plain.worker.models import JobRequest, Job, JobResult;"
+            "import json; print(json.dumps([JobRequest.objects.count(), Job.objects.count(),"
+            " sorted(JobResult.objects.values_list('status', flat=True))]))",
+        ],
         project,
         database_url,
     )

@@ -107,7 +107,9 @@ def test_retries_are_counted_delayed_and_linked(worker):
     time.sleep(0.3)
     results = list(JobResult.objects.order_by("retry_attempt"))
     assert [(r.status, r.retry_attempt, r.retries) for r in results] == [
-        ("ERRORED", 0, 2), ("ERRORED", 1, 2), ("ERRORED", 2, 2)
+        ("ERRORED", 0, 2),
+        ("ERRORED", 1, 2),
+        ("ERRORED", 2, 2),
     ]
     for result in results:
         assert result.error.startswith("Traceback (most recent call last):")
@@ -132,7 +134,9 @@ def test_a_flaky_job_succeeds_on_retry(worker):
     worker()
     wait_until(lambda: JobResult.objects.successful().exists(), timeout=20, message="a successful attempt")
     assert list(JobResult.objects.order_by("retry_attempt").values_list("status", flat=True)) == [
-        "ERRORED", "ERRORED", "SUCCESSFUL"
+        "ERRORED",
+        "ERRORED",
+        "SUCCESSFUL",
     ]
 
 

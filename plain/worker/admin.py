@@ -174,21 +174,26 @@ class DeleteRowView(AdminModelDeleteView):
         return ResponseRedirect(self.get_list_url())
 
 
+class CancellableListView(JobListView):
+    """The list of a table whose rows can be deleted, which cancels them."""
+
+    actions = ["Delete"]
+
+    def perform_action(self, action: str, target_ids: list) -> Response | None:
+        if action == "Delete":
+            self.model.cancel(list(target_ids), reason=DELETED_REASON)
+        return None
+
+
 @register_viewset
 class JobRequestViewset(AdminViewset):
-    class ListView(JobListView):
+    class ListView(CancellableListView):
         model = JobRequest
         title = "Job requests"
         path = "worker/requests/"
         fields = ["id", "job_class", "queue", "priority", "retry_attempt", "start_at", "created_at", "uuid"]
         search_fields = ["uuid", "job_class", "queue", "unique_key"]
         queryset_order = ["-priority", "start_at", "id"]
-        actions = ["Delete"]
-
-        def perform_action(self, action: str, target_ids: list) -> Response | None:
-            if action == "Delete":
-                JobRequest.cancel(list(target_ids), reason=DELETED_REASON)
-            return None
 
     class DetailView(AdminModelDetailView):
         model = JobRequest
@@ -202,19 +207,13 @@ class JobRequestViewset(AdminViewset):
 
 @register_viewset
 class JobViewset(AdminViewset):
-    class ListView(JobListView):
+    class ListView(CancellableListView):
         model = Job
         title = "Jobs"
         path = "worker/jobs/"
         fields = ["id", "job_class", "queue", "priority", "retry_attempt", "started_at", "worker_uuid", "uuid"]
         search_fields = ["uuid", "job_request_uuid", "job_class", "queue", "worker_uuid"]
         queryset_order = ["started_at", "id"]
-        actions = ["Delete"]
-
-        def perform_action(self, action: str, target_ids: list) -> Response | None:
-            if action == "Delete":
-                Job.cancel(list(target_ids), reason=DELETED_REASON)
-            return None
 
     class DetailView(AdminModelDetailView):
         model = Job

@@ -107,8 +107,19 @@ TAKE_REQUESTS = "DELETE FROM plainworker_jobrequest WHERE id IN ({ids}) RETURNIN
 #: parameterized INSERT, the slow part of inserting thousands of rows; the
 #: statement trigger still sends one NOTIFY per queue.
 REQUEST_COLUMNS = (
-    "created_at", "uuid", "job_class", "parameters", "priority", "source", "queue",
-    "retries", "retry_attempt", "unique_key", "start_at", "span_id", "trace_id",
+    "created_at",
+    "uuid",
+    "job_class",
+    "parameters",
+    "priority",
+    "source",
+    "queue",
+    "retries",
+    "retry_attempt",
+    "unique_key",
+    "start_at",
+    "span_id",
+    "trace_id",
 )
 COPY_REQUESTS = f"COPY plainworker_jobrequest ({', '.join(REQUEST_COLUMNS)}) FROM STDIN"
 
@@ -179,16 +190,7 @@ class SQLiteClaimer:
                 created_at=now,
                 started_at=now,
                 job_request_uuid=r.uuid,
-                job_class=r.job_class,
-                parameters=r.parameters,
-                priority=r.priority,
-                source=r.source,
-                queue=r.queue,
-                retries=r.retries,
-                retry_attempt=r.retry_attempt,
-                unique_key=r.unique_key,
-                span_id=r.span_id,
-                trace_id=r.trace_id,
+                **r.carried(),
                 worker_uuid=worker_uuid,
                 start_at=r.start_at,
                 request_created_at=r.created_at,
@@ -248,10 +250,23 @@ def insert_requests(requests: list[JobRequest]) -> None:
     with db_connection.cursor() as cursor:
         with cursor.cursor.copy(COPY_REQUESTS) as copy:
             for r in requests:
-                copy.write_row((
-                    r.created_at, r.uuid, r.job_class, Jsonb(r.parameters), r.priority, r.source, r.queue,
-                    r.retries, r.retry_attempt, r.unique_key, r.start_at, r.span_id, r.trace_id,
-                ))
+                copy.write_row(
+                    (
+                        r.created_at,
+                        r.uuid,
+                        r.job_class,
+                        Jsonb(r.parameters),
+                        r.priority,
+                        r.source,
+                        r.queue,
+                        r.retries,
+                        r.retry_attempt,
+                        r.unique_key,
+                        r.start_at,
+                        r.span_id,
+                        r.trace_id,
+                    )
+                )
         cursor.execute(REQUEST_IDS, [[r.uuid for r in requests]])
         ids = dict(cursor.fetchall())
     for r in requests:

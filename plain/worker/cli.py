@@ -105,29 +105,48 @@ def warn_unknown_queues(queues: list[str]) -> None:
 
 @cli.command(cls=Command)
 @click.option(
-    "--queue", "queues", multiple=True, default=["default"], show_default=True,
-    envvar="PLAIN_WORKER_QUEUE", help="Queue to take jobs from; repeat for several.",
+    "--queue",
+    "queues",
+    multiple=True,
+    default=["default"],
+    show_default=True,
+    envvar="PLAIN_WORKER_QUEUE",
+    help="Queue to take jobs from; repeat for several.",
 )
 @click.option(
-    "--max-processes", type=click.IntRange(min=1), default=None, envvar="PLAIN_WORKER_MAX_PROCESSES",
+    "--max-processes",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="PLAIN_WORKER_MAX_PROCESSES",
     help="Job processes to run side by side [default: number of CPUs].",
 )
 @click.option(
-    "--max-jobs-per-process", type=click.IntRange(min=1), default=None,
+    "--max-jobs-per-process",
+    type=click.IntRange(min=1),
+    default=None,
     envvar="PLAIN_WORKER_MAX_JOBS_PER_PROCESS",
     help="Replace a job process after this many jobs [default: never].",
 )
 @click.option(
-    "--max-pending-per-process", type=click.IntRange(min=0), default=10, show_default=True,
+    "--max-pending-per-process",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
     envvar="PLAIN_WORKER_MAX_PENDING_PER_PROCESS",
     help="Jobs claimed ahead per process, waiting behind the running one.",
 )
 @click.option(
-    "--stats-every", type=click.FloatRange(min=0), default=60, show_default=True,
-    envvar="PLAIN_WORKER_STATS_EVERY", help="Log queue statistics every N seconds (0 = off).",
+    "--stats-every",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    envvar="PLAIN_WORKER_STATS_EVERY",
+    help="Log queue statistics every N seconds (0 = off).",
 )
 @click.option(
-    "--shutdown-timeout", type=click.FloatRange(min=0), default=None,
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
     envvar="PLAIN_WORKER_SHUTDOWN_TIMEOUT",
     help="Seconds to let running jobs finish on SIGTERM/SIGINT [default: WORKER_SHUTDOWN_TIMEOUT].",
 )
@@ -182,8 +201,16 @@ def stats(queues: tuple[str, ...], as_json: bool) -> None:
         [name, q.waiting, q.delayed, q.running, *(q.results.get(s, 0) for s in STATUSES), q.retried]
         for name, q in result.queues.items()
     ]
-    rows.append(["(all)", result.total("waiting"), result.total("delayed"), result.total("running"),
-                 *(result.results(s) for s in STATUSES), result.total("retried")])
+    rows.append(
+        [
+            "(all)",
+            result.total("waiting"),
+            result.total("delayed"),
+            result.total("running"),
+            *(result.results(s) for s in STATUSES),
+            result.total("retried"),
+        ]
+    )
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -238,8 +265,7 @@ def run_job(job_class: str, args_json: str, kwargs_json: str) -> None:
         raise UsageErrorOneLine(f"--args/--kwargs must be JSON: {error}") from None
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise UsageErrorOneLine("--args must be a JSON list and --kwargs a JSON object")
-    task = Task("(inline)", "(inline)", job_class, {"args": args, "kwargs": kwargs},
-                "default", 0, 0, 0, "", None, None)
+    task = Task("(inline)", "(inline)", job_class, {"args": args, "kwargs": kwargs}, "default", 0, 0, 0, "", None, None)
     outcome = execute(task)
     if outcome.error:
         click.echo(outcome.error, err=True)

@@ -96,9 +96,7 @@ def execute(task: Task) -> Any:
             )
         finally:
             close_connection_if_broken()
-    return Outcome(
-        status=JobResultStatuses.SUCCESSFUL, started_at=started_at, ended_at=timezone.now(), pid=os.getpid()
-    )
+    return Outcome(status=JobResultStatuses.SUCCESSFUL, started_at=started_at, ended_at=timezone.now(), pid=os.getpid())
 
 
 def build_job(task: Task) -> Any:

@@ -73,8 +73,12 @@ class Job:
         rows (and nothing is enqueued).
         """
         request = self._build_request(
-            queue=queue, delay=delay, priority=priority, retries=retries,
-            unique_key=unique_key, source=_caller_source(),
+            queue=queue,
+            delay=delay,
+            priority=priority,
+            retries=retries,
+            unique_key=unique_key,
+            source=_caller_source(),
         )
         with telemetry.enqueue_span(request.job_class, request.queue) as span:
             request.trace_id, request.span_id = telemetry.span_ids(span)
@@ -104,8 +108,9 @@ class Job:
 
         source = _caller_source()
         requests = [
-            job._build_request(queue=queue, delay=delay, priority=priority, retries=retries,
-                               unique_key=None, source=source)
+            job._build_request(
+                queue=queue, delay=delay, priority=priority, retries=retries, unique_key=None, source=source
+            )
             for job in jobs
         ]
         if not requests:

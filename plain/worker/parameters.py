@@ -65,8 +65,7 @@ def _encode(value: Any, where: str) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(
-                    f"Job argument {where} has a {type(key).__name__} key {key!r}; "
-                    "only string keys can be stored."
+                    f"Job argument {where} has a {type(key).__name__} key {key!r}; only string keys can be stored."
                 )
             encoded[key] = _encode(item, f"{where}[{key!r}]")
         return encoded

@@ -198,13 +198,19 @@ class ShellCommandJob(Job):
 
     def run(self) -> None:
         completed = subprocess.run(
-            self.command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace", check=False,
+            self.command,
+            shell=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
         )
         output = completed.stdout.strip()
         if completed.returncode:
             status = (
-                f"was killed by signal {-completed.returncode}" if completed.returncode < 0
+                f"was killed by signal {-completed.returncode}"
+                if completed.returncode < 0
                 else f"exited with status {completed.returncode}"
             )
             tail = "\n".join(output.splitlines()[-20:])
@@ -337,14 +343,17 @@ class Scheduler:
                 str(entry.schedule),
                 entry.label,
                 f"queue {entry.queue}",
-                f"next {self.targets[entry.key]:%Y-%m-%d %H:%M:%S %Z}" if entry in self.served
+                f"next {self.targets[entry.key]:%Y-%m-%d %H:%M:%S %Z}"
+                if entry in self.served
                 else "not scheduled here (queue not served)",
             )
             for entry in self.entries
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"Schedule ({len(self.served)} of {len(self.entries)} scheduled jobs run from this worker):"]
-        lines += ["  " + "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]]) for row in rows]
+        lines += [
+            "  " + "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3]]) for row in rows
+        ]
         return lines
 
 
@@ -369,13 +378,25 @@ def enqueue_occurrence(entry: ScheduledJob, occurrence: datetime.datetime) -> Jo
     except DatabaseError:
         raise
     except Exception:  # Job-failure boundary: a job that breaks on enqueue loses this occurrence only.
-        logger.exception("Could not enqueue scheduled job %s for %s", entry.label, occurrence,
-                         extra={"event": "schedule_failed", **log})
+        logger.exception(
+            "Could not enqueue scheduled job %s for %s",
+            entry.label,
+            occurrence,
+            extra={"event": "schedule_failed", **log},
+        )
         return None
     if not isinstance(result, JobRequest):
-        logger.info("Skipped scheduled job %s for %s: an earlier run with its unique key is still in progress",
-                    entry.label, occurrence, extra={"event": "schedule_skipped", **log})
+        logger.info(
+            "Skipped scheduled job %s for %s: an earlier run with its unique key is still in progress",
+            entry.label,
+            occurrence,
+            extra={"event": "schedule_skipped", **log},
+        )
         return None
-    logger.info("Enqueued scheduled job %s for %s", entry.label, occurrence,
-                extra={"event": "job_scheduled", "job_request_uuid": str(result.uuid), **log})
+    logger.info(
+        "Enqueued scheduled job %s for %s",
+        entry.label,
+        occurrence,
+        extra={"event": "job_scheduled", "job_request_uuid": str(result.uuid), **log},
+    )
     return result

@@ -91,8 +91,10 @@ def collect(
 
     per_queue: dict[str, QueueStats] = {name: QueueStats() for name in queues or []}
     ready = runnable(now)
-    for row in scoped(JobRequest.objects.all()).values("queue").annotate(
-        waiting=Count("id", filter=ready), delayed=Count("id", filter=~ready)
+    for row in (
+        scoped(JobRequest.objects.all())
+        .values("queue")
+        .annotate(waiting=Count("id", filter=ready), delayed=Count("id", filter=~ready))
     ):
         stats = per_queue.setdefault(row["queue"], QueueStats())
         stats.waiting, stats.delayed = row["waiting"], row["delayed"]
@@ -107,9 +109,9 @@ def collect(
         stats = per_queue.setdefault(row["queue"], QueueStats())
         stats.results[row["status"]] = row["n"]
         stats.retried += row["retried"]
-    oldest = scoped(JobRequest.objects.filter(ready)).aggregate(
-        oldest=Min(Coalesce("start_at", "created_at"))
-    )["oldest"]
+    oldest = scoped(JobRequest.objects.filter(ready)).aggregate(oldest=Min(Coalesce("start_at", "created_at")))[
+        "oldest"
+    ]
     live = Worker.live(now=now, timeout=settings.WORKER_HEARTBEAT_TIMEOUT).count()
     return Stats(queues=dict(sorted(per_queue.items())), oldest_waiting=oldest, live_workers=live)
 
@@ -139,8 +141,7 @@ def summary_line(*, queues: list[str], now: datetime.datetime, running_here: int
     )
     if len(stats.queues) > 1:
         line += " | " + "; ".join(
-            f"{name}: waiting={q.waiting} delayed={q.delayed} running={q.running}"
-            for name, q in stats.queues.items()
+            f"{name}: waiting={q.waiting} delayed={q.delayed} running={q.running}" for name, q in stats.queues.items()
         )
     return line
 

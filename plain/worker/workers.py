@@ -111,9 +111,7 @@ class Supervisor:
         self.slots = [Slot(depth, self.max_jobs_per_process, self.waker) for _ in range(self.max_processes)]
         self.warm_up()
         # Registered once its processes are up: a Worker row means "ready for jobs".
-        Worker.register(
-            self.identity, queues=self.queues, max_processes=self.max_processes, now=timezone.now()
-        )
+        Worker.register(self.identity, queues=self.queues, max_processes=self.max_processes, now=timezone.now())
         logger.info(
             "Worker started: queues=%s processes=%d",
             ",".join(self.queues),
@@ -393,4 +391,3 @@ def log_outcome(job: Job, outcome: Outcome) -> None:
                 "status": outcome.status,
             },
         )
-

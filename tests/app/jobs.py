@@ -254,7 +254,6 @@ class BadSQLJob(Job):
 # Scheduled jobs (tests/test_scheduling.py).
 
 
-
 @register_job
 class EverySecondJob(Job):
     """Scheduled by its class attribute, on a queue only the scheduling tests' workers serve."""

@@ -51,9 +51,7 @@ class EnqueueView(View):
         from .jobs import RecordJob
 
         request = RecordJob(self.url_kwargs["key"]).run_in_worker()
-        return JsonResponse(
-            {"uuid": str(request.uuid), "trace_id": request.trace_id, "span_id": request.span_id}
-        )
+        return JsonResponse({"uuid": str(request.uuid), "trace_id": request.trace_id, "span_id": request.span_id})
 
 
 class WebRouter(Router):

@@ -12,29 +12,20 @@ from plain.utils import timezone
 from plain import models
 
 from .. import claims
+from .columns import JobColumns
 from .requests import JobRequest
 from .results import JobResult, JobResultStatuses, Outcome, retry_delay_for
 from .workers import WorkerIdentity
 
 
 @models.register_model
-class Job(models.Model):
+class Job(JobColumns, models.Model):
     """A job claimed by a worker: running, or about to."""
 
     uuid = models.UUIDField(default=uuid.uuid4)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(required=False, allow_null=True)
     job_request_uuid = models.UUIDField()
-    job_class = models.CharField(max_length=255)
-    parameters = models.JSONField(required=False, allow_null=True)
-    priority = models.IntegerField(default=0)
-    source = models.TextField(required=False)
-    queue = models.CharField(default="default", max_length=255)
-    retries = models.IntegerField(default=0)
-    retry_attempt = models.IntegerField(default=0)
-    unique_key = models.CharField(max_length=255, required=False)
-    span_id = models.CharField(max_length=18, required=False, allow_null=True)
-    trace_id = models.CharField(max_length=34, required=False, allow_null=True)
     # Added by this package (0003): who holds the job, and what to restore on hand-back.
     worker_uuid = models.UUIDField(required=False, allow_null=True)
     start_at = models.DateTimeField(required=False, allow_null=True)
@@ -59,8 +50,16 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.job_class} [{self.uuid}]"
 
-    def as_result(self, *, status: str, ended_at: datetime.datetime, started_at: datetime.datetime | None = None,
-                  error: str = "", worker: WorkerIdentity | None = None, pid: int | None = None) -> JobResult:
+    def as_result(
+        self,
+        *,
+        status: str,
+        ended_at: datetime.datetime,
+        started_at: datetime.datetime | None = None,
+        error: str = "",
+        worker: WorkerIdentity | None = None,
+        pid: int | None = None,
+    ) -> JobResult:
         return JobResult(
             uuid=uuid.uuid4(),
             job_uuid=self.uuid,
@@ -69,16 +68,7 @@ class Job(models.Model):
             error=error,
             status=status,
             job_request_uuid=self.job_request_uuid,
-            job_class=self.job_class,
-            parameters=self.parameters,
-            priority=self.priority,
-            source=self.source,
-            queue=self.queue,
-            retries=self.retries,
-            retry_attempt=self.retry_attempt,
-            unique_key=self.unique_key,
-            span_id=self.span_id,
-            trace_id=self.trace_id,
+            **self.carried(),
             worker_uuid=worker.uuid if worker else self.worker_uuid,
             worker_hostname=worker.hostname if worker else None,
             worker_pid=pid,
@@ -89,17 +79,8 @@ class Job(models.Model):
         return JobRequest(
             created_at=self.request_created_at or self.created_at,
             uuid=self.job_request_uuid,
-            job_class=self.job_class,
-            parameters=self.parameters,
-            priority=self.priority,
-            source=self.source,
-            queue=self.queue,
-            retries=self.retries,
-            retry_attempt=self.retry_attempt,
-            unique_key=self.unique_key,
+            **self.carried(),
             start_at=self.start_at,
-            span_id=self.span_id,
-            trace_id=self.trace_id,
         )
 
     # job -> request
@@ -127,9 +108,7 @@ class Job(models.Model):
     # job -> result (and result -> request for retries)
 
     @classmethod
-    def finish(
-        cls, outcomes: list[tuple[Job, Outcome]], worker: WorkerIdentity
-    ) -> list[JobResult]:
+    def finish(cls, outcomes: list[tuple[Job, Outcome]], worker: WorkerIdentity) -> list[JobResult]:
         """Record outcomes of jobs this worker still holds; rescued ones are skipped."""
         if not outcomes:
             return []
@@ -165,14 +144,10 @@ class Job(models.Model):
         """Mark LOST the jobs that have been running longer than ``lost_after`` seconds."""
         with transaction.atomic():
             jobs = claims.take_overdue(now - datetime.timedelta(seconds=lost_after))
-            return _store_lost(
-                jobs, now, f"Lost: still running after {lost_after:g} seconds (WORKER_JOBS_LOST_AFTER)."
-            )
+            return _store_lost(jobs, now, f"Lost: still running after {lost_after:g} seconds (WORKER_JOBS_LOST_AFTER).")
 
     @classmethod
-    def cancel(
-        cls, ids: list[int] | None, *, reason: str, now: datetime.datetime | None = None
-    ) -> list[JobResult]:
+    def cancel(cls, ids: list[int] | None, *, reason: str, now: datetime.datetime | None = None) -> list[JobResult]:
         """Record these claimed jobs (None: all of them) as CANCELLED, without retries.
 
         A worker still running one finds it gone and discards its outcome.

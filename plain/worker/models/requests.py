@@ -13,6 +13,7 @@ from plain.utils import timezone
 from plain import models
 
 from .. import claims
+from .columns import JobColumns
 from .results import JobResult, JobResultStatuses
 
 if TYPE_CHECKING:
@@ -21,23 +22,13 @@ if TYPE_CHECKING:
 
 
 @models.register_model
-class JobRequest(models.Model):
+class JobRequest(JobColumns, models.Model):
     """A job waiting to run."""
 
     # A default rather than auto_now_add, so a handed-back job keeps its original time.
     created_at = models.DateTimeField(default=timezone.now)
     uuid = models.UUIDField(default=uuid.uuid4)
-    job_class = models.CharField(max_length=255)
-    parameters = models.JSONField(required=False, allow_null=True)
-    priority = models.IntegerField(default=0)
-    source = models.TextField(required=False)
-    queue = models.CharField(default="default", max_length=255)
-    retries = models.IntegerField(default=0)
-    retry_attempt = models.IntegerField(default=0)
-    unique_key = models.CharField(max_length=255, required=False)
     start_at = models.DateTimeField(required=False, allow_null=True)
-    span_id = models.CharField(max_length=18, required=False, allow_null=True)
-    trace_id = models.CharField(max_length=34, required=False, allow_null=True)
 
     class Meta:
         indexes = [
@@ -146,24 +137,13 @@ class JobRequest(models.Model):
             error=reason,
             status=JobResultStatuses.CANCELLED,
             job_request_uuid=self.uuid,
-            job_class=self.job_class,
-            parameters=self.parameters,
-            priority=self.priority,
-            source=self.source,
-            queue=self.queue,
-            retries=self.retries,
-            retry_attempt=self.retry_attempt,
-            unique_key=self.unique_key,
-            span_id=self.span_id,
-            trace_id=self.trace_id,
+            **self.carried(),
         )
 
     # request -> job
 
     @classmethod
-    def claim(
-        cls, *, queues: list[str], limit: int, worker: WorkerIdentity, now: datetime.datetime
-    ) -> list[Job]:
+    def claim(cls, *, queues: list[str], limit: int, worker: WorkerIdentity, now: datetime.datetime) -> list[Job]:
         """Move up to ``limit`` runnable requests into Job for this worker, in claim order."""
         if limit <= 0:
             return []

@@ -13,6 +13,7 @@ from plain.utils import timezone
 from plain import models
 
 from ..registry import jobs_registry
+from .columns import JobColumns
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -53,7 +54,6 @@ class Outcome:
             error=error,
             retry_delay=retry_delay_for(job.job_class, attempt) if attempt <= job.retries else None,
         )
-
 
 
 def retry_delay_for(job_class: str, attempt: int) -> int:
@@ -99,7 +99,7 @@ class JobResultQuerySet(models.QuerySet):
 
 
 @models.register_model
-class JobResult(models.Model):
+class JobResult(JobColumns, models.Model):
     """What happened to one run of a job."""
 
     uuid = models.UUIDField(default=uuid.uuid4)
@@ -110,17 +110,7 @@ class JobResult(models.Model):
     error = models.TextField(required=False)
     status = models.CharField(max_length=20, choices=JobResultStatuses.choices)
     job_request_uuid = models.UUIDField()
-    job_class = models.CharField(max_length=255)
-    parameters = models.JSONField(required=False, allow_null=True)
-    priority = models.IntegerField(default=0)
-    source = models.TextField(required=False)
-    queue = models.CharField(default="default", max_length=255)
-    retries = models.IntegerField(default=0)
-    retry_attempt = models.IntegerField(default=0)
-    unique_key = models.CharField(max_length=255, required=False)
     retry_job_request_uuid = models.UUIDField(required=False, allow_null=True)
-    span_id = models.CharField(max_length=18, required=False, allow_null=True)
-    trace_id = models.CharField(max_length=34, required=False, allow_null=True)
     # Added by this package (0003): which worker ran it.
     worker_uuid = models.UUIDField(required=False, allow_null=True)
     worker_hostname = models.CharField(max_length=255, required=False, allow_null=True)
@@ -154,17 +144,8 @@ class JobResult(models.Model):
         return JobRequest(
             created_at=now,
             uuid=uuid.uuid4(),
-            job_class=self.job_class,
-            parameters=self.parameters,
-            priority=self.priority,
-            source=self.source,
-            queue=self.queue,
-            retries=self.retries,
-            retry_attempt=self.retry_attempt + 1,
-            unique_key=self.unique_key,
+            **{**self.carried(), "retry_attempt": self.retry_attempt + 1},
             start_at=now + datetime.timedelta(seconds=delay),
-            span_id=self.span_id,
-            trace_id=self.trace_id,
         )
 
     # result -> request

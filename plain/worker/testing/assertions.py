@@ -78,8 +78,12 @@ def criteria(
         found.append(_equal("args", parameters.encode(tuple(args), {})["args"], lambda r: _stored(r)["args"]))
     if kwargs is not None:
         found.append(_equal("kwargs", parameters.encode((), dict(kwargs))["kwargs"], lambda r: _stored(r)["kwargs"]))
-    for name, value in (("queue", queue), ("priority", priority), ("unique_key", unique_key),
-                        ("retry_attempt", retry_attempt)):
+    for name, value in (
+        ("queue", queue),
+        ("priority", priority),
+        ("unique_key", unique_key),
+        ("retry_attempt", retry_attempt),
+    ):
         if value is not None:
             found.append(_equal(name, value, attrgetter(name)))
     if delay is not None:
@@ -89,7 +93,9 @@ def criteria(
     return found
 
 
-def _equal(name: str, expected: Any, value: Callable[[JobRequest], Any], show: Callable[[Any], str] = repr) -> Criterion:
+def _equal(
+    name: str, expected: Any, value: Callable[[JobRequest], Any], show: Callable[[Any], str] = repr
+) -> Criterion:
     return Criterion(name, f"{name}={show(expected)}", value, lambda actual: actual == expected, show)
 
 
@@ -149,7 +155,9 @@ def _start_criterion(start_at: datetime.datetime | StartWindow) -> Criterion:
     return _equal("start_at", start_at, _start_of, _iso)
 
 
-def _within(name: str, bounds: tuple[Any, Any], value: Callable[[JobRequest], Any], show: Callable[[Any], str]) -> Criterion:
+def _within(
+    name: str, bounds: tuple[Any, Any], value: Callable[[JobRequest], Any], show: Callable[[Any], str]
+) -> Criterion:
     low, high = bounds
     return Criterion(
         name,
@@ -197,8 +205,17 @@ def enqueued(
     start_at: datetime.datetime | StartWindow | None = None,
 ) -> list[JobRequest]:
     """The pending JobRequests matching every given filter, in the order they were enqueued."""
-    wanted = criteria(job, args=args, kwargs=kwargs, queue=queue, priority=priority, unique_key=unique_key,
-                      retry_attempt=retry_attempt, delay=delay, start_at=start_at)
+    wanted = criteria(
+        job,
+        args=args,
+        kwargs=kwargs,
+        queue=queue,
+        priority=priority,
+        unique_key=unique_key,
+        retry_attempt=retry_attempt,
+        delay=delay,
+        start_at=start_at,
+    )
     return _pending_and_matching(wanted)[1]
 
 
@@ -216,8 +233,17 @@ def assert_enqueued(
     start_at: datetime.datetime | StartWindow | None = None,
 ) -> list[JobRequest]:
     """Fail unless a pending job matches (exactly ``count`` of them, if given); return the matches."""
-    wanted = criteria(job, args=args, kwargs=kwargs, queue=queue, priority=priority, unique_key=unique_key,
-                      retry_attempt=retry_attempt, delay=delay, start_at=start_at)
+    wanted = criteria(
+        job,
+        args=args,
+        kwargs=kwargs,
+        queue=queue,
+        priority=priority,
+        unique_key=unique_key,
+        retry_attempt=retry_attempt,
+        delay=delay,
+        start_at=start_at,
+    )
     pending, matching = _pending_and_matching(wanted)
     if (matching and count is None) or len(matching) == count:
         return matching
@@ -241,8 +267,17 @@ def assert_not_enqueued(
     start_at: datetime.datetime | StartWindow | None = None,
 ) -> None:
     """Fail if any pending job matches the given filters (with none given: if anything is pending)."""
-    wanted = criteria(job, args=args, kwargs=kwargs, queue=queue, priority=priority, unique_key=unique_key,
-                      retry_attempt=retry_attempt, delay=delay, start_at=start_at)
+    wanted = criteria(
+        job,
+        args=args,
+        kwargs=kwargs,
+        queue=queue,
+        priority=priority,
+        unique_key=unique_key,
+        retry_attempt=retry_attempt,
+        delay=delay,
+        start_at=start_at,
+    )
     pending, matching = _pending_and_matching(wanted)
     if matching:
         raise AssertionError(

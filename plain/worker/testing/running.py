@@ -100,8 +100,9 @@ def drain(
     return results
 
 
-def _claim_next(queues: str | Iterable[str] | None, now: datetime.datetime | None,
-                identity: WorkerIdentity) -> JobRow | None:
+def _claim_next(
+    queues: str | Iterable[str] | None, now: datetime.datetime | None, identity: WorkerIdentity
+) -> JobRow | None:
     from ..models import JobRequest
 
     if isinstance(queues, str):
