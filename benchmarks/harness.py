@@ -141,9 +141,11 @@ def published_venv(version: str) -> Path:
     venv = PUBLISHED_VENVS / f"published-{version}"
     if not (venv / "bin" / "plain").exists():
         progress(f"installing plain.worker=={version} into {venv}")
-        subprocess.run(["uv", "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
+        subprocess.run([sys.executable, "-m", "uv", "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
         subprocess.run(
             [
+                sys.executable,
+                "-m",
                 "uv",
                 "pip",
                 "install",

@@ -21,6 +21,7 @@ import pytest
 from conftest import ARTIFACTS, DB_KIND, FAST_WORKER_ENV, POSTGRES_SERVER, _admin_execute
 
 PUBLISHED = "plain.worker==0.27.1"
+UV = [sys.executable, "-m", "uv"]  # uv is a dev dependency, so it is in this virtualenv
 
 APP_SETTINGS = """
 SECRET_KEY = "upgrade-test"
@@ -93,10 +94,8 @@ def published_python() -> Path:
     python = venv / "bin" / "python"
     marker = venv / ".installed"
     if not marker.exists():
-        subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "--python", str(python), PUBLISHED, "psycopg[binary]"], check=True
-        )
+        subprocess.run([*UV, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run([*UV, "pip", "install", "-q", "--python", str(python), PUBLISHED, "psycopg[binary]"], check=True)
         marker.write_text(PUBLISHED)
     return python
 
