@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from plain.models import db_connection
 
+from .models.columns import CARRIED
+
 if TYPE_CHECKING:
     from .models import Job, JobRequest
 
@@ -106,21 +108,7 @@ TAKE_REQUESTS = "DELETE FROM plainworker_jobrequest WHERE id IN ({ids}) RETURNIN
 #: COPY_REQUESTS (PostgreSQL): bulk enqueue. COPY skips building one giant
 #: parameterized INSERT, the slow part of inserting thousands of rows; the
 #: statement trigger still sends one NOTIFY per queue.
-REQUEST_COLUMNS = (
-    "created_at",
-    "uuid",
-    "job_class",
-    "parameters",
-    "priority",
-    "source",
-    "queue",
-    "retries",
-    "retry_attempt",
-    "unique_key",
-    "start_at",
-    "span_id",
-    "trace_id",
-)
+REQUEST_COLUMNS = ("created_at", "uuid", "start_at", *CARRIED)
 COPY_REQUESTS = f"COPY plainworker_jobrequest ({', '.join(REQUEST_COLUMNS)}) FROM STDIN"
 
 #: REQUEST_IDS: the ids COPY assigned (unique index on uuid).
@@ -250,23 +238,9 @@ def insert_requests(requests: list[JobRequest]) -> None:
     with db_connection.cursor() as cursor:
         with cursor.cursor.copy(COPY_REQUESTS) as copy:
             for r in requests:
-                copy.write_row(
-                    (
-                        r.created_at,
-                        r.uuid,
-                        r.job_class,
-                        Jsonb(r.parameters),
-                        r.priority,
-                        r.source,
-                        r.queue,
-                        r.retries,
-                        r.retry_attempt,
-                        r.unique_key,
-                        r.start_at,
-                        r.span_id,
-                        r.trace_id,
-                    )
-                )
+                carried = r.carried()
+                carried["parameters"] = Jsonb(carried["parameters"])
+                copy.write_row((r.created_at, r.uuid, r.start_at, *carried.values()))
         cursor.execute(REQUEST_IDS, [[r.uuid for r in requests]])
         ids = dict(cursor.fetchall())
     for r in requests:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -138,8 +139,12 @@ class Job:
         job_class = job_class_name(type(self))
         jobs_registry.get_class(job_class)  # Unregistered classes fail here, not in a worker.
         now = timezone.now()
-        return JobRequest(
+        return JobRequest.new(
             created_at=now,
+            uuid=uuid.uuid4(),
+            retry_attempt=0,
+            span_id=None,
+            trace_id=None,
             job_class=job_class,
             parameters=parameters.encode(self._init_args, self._init_kwargs),
             queue=_check_queue(self.get_queue() if queue is None else queue),
