@@ -300,14 +300,7 @@ class Supervisor:
         self.ready.clear()
         for slot in self.slots:
             unstarted += slot.cancel_queued()
-        for _ in range(5):
-            try:
-                Job.release(unstarted, self.identity)
-                break
-            except DatabaseError as error:
-                logger.warning("Could not hand jobs back yet: %s", error, extra={"event": "database_error"})
-                close_connection()
-                time.sleep(1)
+        self.retry_while_stopping(lambda: Job.release(unstarted, self.identity))
         logger.info(
             "Stopping: handed %d unstarted jobs back to the queue, waiting up to %gs for %d running",
             len(unstarted),
@@ -342,10 +335,23 @@ class Supervisor:
             process.kill()
         for slot in self.slots:
             slot.executor.shutdown(wait=True, cancel_futures=True)
-        for _ in range(5):
-            if not self.unrecorded:
-                break
-            if self.guarded(self.record) is None and self.unrecorded:
+        self.retry_while_stopping(self.record)
+
+    def retry_while_stopping(self, action: Any, attempts: int = 5) -> None:
+        """A stopping worker has no next loop to retry in: try a database step a few times, a second apart."""
+        for attempt in range(1, attempts + 1):
+            try:
+                action()
+                return
+            except DatabaseError as error:  # Infrastructure boundary: leave() reports what stays unrecorded.
+                logger.warning(
+                    "Database error while stopping (attempt %d of %d): %s",
+                    attempt,
+                    attempts,
+                    error,
+                    extra={"event": "database_error", "worker_id": str(self.identity.uuid)},
+                )
+                close_connection()
                 time.sleep(1)
 
     def leave(self) -> None:
