@@ -6,6 +6,7 @@ import datetime
 import signal
 import time
 
+import pytest
 from conftest import assert_each_job_in_one_table, table_counts, wait_until
 from plain.utils import timezone
 
@@ -41,7 +42,14 @@ def test_two_workers_drain_1000_jobs_each_exactly_once(worker):
     assert first.stop() == 0 and second.stop() == 0
 
 
-def test_priority_order_then_fifo_with_one_process(worker):
+@pytest.mark.parametrize(
+    "pending",
+    [
+        "0",  # one job per claim: the claim statement's ORDER BY decides
+        "10",  # every job in one claim: the order within a claimed batch decides
+    ],
+)
+def test_priority_order_then_fifo_with_one_process(worker, pending):
     from app.jobs import PriorityJob
 
     plan = [("a", 0), ("b", 5), ("c", 0), ("d", 10), ("e", 5), ("f", -1), ("g", 0)]
@@ -50,7 +58,7 @@ def test_priority_order_then_fifo_with_one_process(worker):
     # Runnable an hour ago: ahead of every priority-0 job enqueued since.
     PriorityJob("early", priority=0).run_in_worker(delay=timezone.now() - datetime.timedelta(hours=1))
 
-    worker(processes=1)
+    worker(processes=1, env={"PLAIN_WORKER_MAX_PENDING_PER_PROCESS": pending})
     wait_until(lambda: len(executed_keys()) == len(plan) + 1, message="all jobs to run")
     assert executed_keys() == ["d", "b", "e", "early", "a", "c", "g", "f"]
 

@@ -170,6 +170,8 @@ class SQLiteClaimer:
         requests = list(JobRequest.objects.raw(sql, [*queues, _datetime(now), limit]))
         if not requests:
             return []
+        # DELETE ... RETURNING gives rows in table order, not the subquery's:
+        # put them back in CLAIM_ORDER (test_worker checks both orders agree).
         earliest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
         requests.sort(key=lambda r: (-r.priority, r.start_at or earliest, r.id))
         jobs = [
