@@ -18,7 +18,8 @@ from conftest import assert_each_job_in_one_table, plain_command, wait_until
 from plain.runtime import settings
 from plain.utils import timezone
 
-from plain.worker.scheduling import Schedule, Scheduler, ShellCommandJob, load_schedule, setting_entry
+from plain.worker.scheduler import Scheduler, load_schedule, setting_entry
+from plain.worker.scheduling import Schedule, ShellCommandJob
 
 UTC = datetime.UTC
 

@@ -159,7 +159,7 @@ def run(
     shutdown_timeout: float | None,
 ) -> None:
     """Run a worker until SIGTERM or SIGINT."""
-    from .scheduling import Scheduler
+    from .scheduler import Scheduler
     from .workers import Supervisor
 
     queue_list = check_queues(queues)

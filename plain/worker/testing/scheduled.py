@@ -22,7 +22,7 @@ def enqueue_scheduled(
     exactly-once path; ``queues`` limits it to those queues. Follow with
     ``drain(now=until)`` to run them.
     """
-    from ..scheduling import enqueue_occurrence, load_schedule
+    from ..scheduler import enqueue_occurrence, load_schedule
 
     due = []
     for entry in load_schedule():
