@@ -99,17 +99,16 @@ def test_the_claim_query_is_served_by_the_claim_index(db):
 
 
 def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(worker):
-    """On PostgreSQL the NOTIFY trigger wakes a worker sleeping on a 30s poll
-    interval; on SQLite a short poll interval is the mechanism, so it is set."""
+    """A worker sleeping on a 30s poll interval is woken by the enqueue's commit:
+    the NOTIFY trigger on PostgreSQL, PRAGMA data_version on SQLite."""
     from app.jobs import RecordJob
     from app.records.models import Execution
 
     from plain.worker.models import Worker
 
-    poll = "30" if DB_KIND == "postgres" else "0.05"
     worker(
         env={
-            "PLAIN_WORKER_POLL_INTERVAL": poll,
+            "PLAIN_WORKER_POLL_INTERVAL": "30",
             "PLAIN_WORKER_HEARTBEAT_INTERVAL": "20",
             "PLAIN_WORKER_HEARTBEAT_TIMEOUT": "60",
         }

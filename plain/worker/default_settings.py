@@ -27,7 +27,7 @@ WORKER_HEARTBEAT_TIMEOUT: int | float = 60
 #: Seconds a stopping worker waits for its running jobs (also --shutdown-timeout).
 WORKER_SHUTDOWN_TIMEOUT: int | float = 30
 
-#: Seconds an idle worker waits between polls when it has no wake-up signal (SQLite).
+#: Longest an idle worker waits before looking at the queue, wake-up signal or not.
 WORKER_POLL_INTERVAL: int | float = 1
 
 #: Deprecated name from plain.worker <= 0.27 (seconds). When set, it takes the

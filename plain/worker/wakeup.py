@@ -8,7 +8,12 @@ Three things end a wait early:
   this worker's queues. A statement trigger on the JobRequest table sends it
   (migration 0004), so it fires on commit for every way a request is created:
   run_in_worker, bulk enqueue, retries and hand-backs;
-- the timeout: on SQLite (no notifications) that is the poll interval.
+- on SQLite, a commit by any other connection to the database file: a second
+  connection reads ``PRAGMA data_version`` every ``DATA_VERSION_CHECK``
+  seconds, a read of shared memory that takes no lock. The worker's own
+  commits move it too; that costs one empty claim, never a missed job;
+- the timeout, capped at the poll interval where there is no signal (an
+  in-memory SQLite database, or a broken LISTEN connection).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import time
 from typing import Any, Protocol
 
@@ -81,8 +87,12 @@ class LocalWaker:
                 os.close(fd)
 
 
+#: Seconds between two reads of SQLite's ``PRAGMA data_version`` while idle.
+DATA_VERSION_CHECK = 0.01
+
+
 class PollingWaker(LocalWaker):
-    """SQLite: waits are capped at the poll interval."""
+    """No signal at all: waits are capped at the poll interval."""
 
     def __init__(self, poll_interval: float) -> None:
         super().__init__()
@@ -91,6 +101,40 @@ class PollingWaker(LocalWaker):
     def wait(self, timeout: float) -> bool:
         self._select([], min(timeout, self.poll_interval))
         return True
+
+
+class DataVersionWaker(PollingWaker):
+    """SQLite: wake when another connection commits to the database file.
+
+    SQLite has no notifications, but ``PRAGMA data_version`` on a connection
+    changes whenever a different connection has committed. Checking it every
+    ``DATA_VERSION_CHECK`` seconds gives an idle worker a pickup delay of about
+    that much, where a plain poll would wait up to ``WORKER_POLL_INTERVAL``.
+    The poll interval still bounds every wait, as a safety net.
+    """
+
+    def __init__(self, connect_params: dict[str, Any], poll_interval: float) -> None:
+        super().__init__(poll_interval)
+        self._conn = sqlite3.connect(**{**connect_params, "isolation_level": None})
+        self._version = self._read_version()
+
+    def _read_version(self) -> int:
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + min(timeout, self.poll_interval)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._select([], min(remaining, DATA_VERSION_CHECK)):
+                return True
+            version = self._read_version()
+            if version != self._version:
+                self._version = version
+                return True
+        return True
+
+    def close(self) -> None:
+        self._conn.close()
+        super().close()
 
 
 class ListenWaker(LocalWaker):
@@ -159,4 +203,6 @@ def make_waker(queues: list[str], poll_interval: float) -> LocalWaker:
 
     if db_connection.vendor == "postgresql":
         return ListenWaker(queues, poll_interval)
+    if db_connection.vendor == "sqlite" and not db_connection.is_in_memory_db():
+        return DataVersionWaker(db_connection.get_connection_params(), poll_interval)
     return PollingWaker(poll_interval)
