@@ -123,3 +123,20 @@ def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(worker):
         )
         assert (execution.created_at - request.created_at).total_seconds() < 1.0
         time.sleep(0.5)
+
+
+def test_the_sqlite_waker_survives_an_unreadable_data_version(tmp_path, caplog):
+    """A failing ``PRAGMA data_version`` read is an infrastructure error: the wait
+    neither raises (which would stop the worker) nor returns at once (which would
+    spin); it waits out its timeout and logs why."""
+    from plain.worker.wakeup import DataVersionWaker
+
+    waker = DataVersionWaker({"database": str(tmp_path / "wake.sqlite3")}, poll_interval=30)
+    try:
+        waker._conn.close()  # every further read fails with sqlite3.ProgrammingError
+        started = time.monotonic()
+        assert waker.wait(0.3) is True
+        assert time.monotonic() - started >= 0.29
+        assert "Cannot read PRAGMA data_version" in caplog.text
+    finally:
+        waker.close()

@@ -126,7 +126,12 @@ class DataVersionWaker(PollingWaker):
         while (remaining := deadline - time.monotonic()) > 0:
             if self._select([], min(remaining, DATA_VERSION_CHECK)):
                 return True
-            version = self._read_version()
+            try:
+                version = self._read_version()
+            except sqlite3.Error as error:  # Infrastructure boundary: wait out the poll instead of spinning.
+                logger.warning("Cannot read PRAGMA data_version: %s", error, extra={"event": "data_version_failed"})
+                self._select([], deadline - time.monotonic())
+                return True
             if version != self._version:
                 self._version = version
                 return True
