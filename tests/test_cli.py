@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from conftest import plain_command
+from conftest import plain_command, wait_until
 from plain.utils import timezone
 
 
@@ -61,6 +61,23 @@ def test_a_heartbeat_timeout_shorter_than_the_interval_is_refused(db):
     )
     assert result.returncode == 1
     assert "WORKER_HEARTBEAT_TIMEOUT (5s) must be longer than WORKER_HEARTBEAT_INTERVAL (10s)" in result.stderr
+
+
+def test_an_unknown_queue_is_reported_and_still_served(worker):
+    """A mistyped --queue is named at start-up (SPEC 10), but jobs may be enqueued to any queue, so it is served."""
+    from app.jobs import RecordJob
+
+    from plain.worker.models import JobRequest, JobResult
+
+    RecordJob("waiting").run_in_worker()
+    process = worker("--queue", "emials")
+    wait_until(lambda: "no job has been enqueued to 'emials' yet" in process.output(), message="the note")
+    assert "queues seen so far: default" in process.output()
+
+    RecordJob("typo").run_in_worker(queue="emials")
+    wait_until(lambda: JobResult.objects.filter(queue="emials").exists(), message="the job on the new queue")
+    assert process.alive()
+    assert list(JobRequest.objects.values_list("queue", flat=True)) == ["default"]
 
 
 def test_environment_variables_set_options(db):
