@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import subprocess
 import time
+from urllib.parse import urlparse
 
 import pytest
-from conftest import DB_KIND, _admin_execute, assert_each_job_in_one_table, table_counts, wait_until
+from conftest import DB_KIND, POSTGRES_SERVER, _admin_execute, assert_each_job_in_one_table, table_counts, wait_until
 
 postgres_only = pytest.mark.skipif(DB_KIND != "postgres", reason="drops PostgreSQL connections")
 sqlite_only = pytest.mark.skipif(DB_KIND != "sqlite", reason="locks the SQLite file")
+
+
+def _local_cluster() -> tuple[str, str] | None:
+    """(version, name) of the pg_ctlcluster cluster serving the tests, when this
+    machine runs it and we may restart it (root, Debian's postgresql-common)."""
+    server = urlparse(POSTGRES_SERVER)
+    if DB_KIND != "postgres" or os.geteuid() != 0 or not shutil.which("pg_lsclusters"):
+        return None
+    if server.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    listing = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        version, name, port, status, *_ = line.split()
+        if port == str(server.port or 5432) and status.startswith("online"):
+            return version, name
+    return None
+
+
+def _restart_cluster(version: str, name: str) -> None:
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name]
+    try:
+        subprocess.run([*command, "restart", "-m", "fast"], check=True, capture_output=True, timeout=120)
+    finally:
+        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode != 0:
+            subprocess.run([*command, "start"], capture_output=True, timeout=120)
 
 
 def _drop_other_connections() -> int:
@@ -66,6 +95,52 @@ def test_dropped_connections_mid_drain(worker):
     time.sleep(0.5)
     assert process.alive()
     _check_every_job_finished_once(total)
+
+
+@pytest.mark.skipif(_local_cluster() is None, reason="needs a local PostgreSQL cluster this user can restart")
+def test_postgres_server_restarted_mid_drain(worker):
+    """A real server restart: every connection (worker, job processes, its LISTEN
+    connection, this test's) dies at once. The worker finishes the drain, and
+    afterwards it is woken by NOTIFY again, not by its (long) poll interval."""
+    from app.jobs import ChaosJob, RecordJob
+    from app.records.models import Execution
+    from plain.models import db_connection
+
+    from plain.worker import Job
+    from plain.worker.models import JobResult
+    from plain.worker.wakeup import LISTEN_RETRY_SECONDS
+
+    total = 300
+    Job.run_in_worker_bulk([ChaosJob(f"job-{i}", 30) for i in range(total)])
+    slow_poll = {
+        "PLAIN_WORKER_POLL_INTERVAL": "5",
+        "PLAIN_WORKER_HEARTBEAT_INTERVAL": "20",
+        "PLAIN_WORKER_HEARTBEAT_TIMEOUT": "60",
+    }
+    process = worker(env=slow_poll)
+    wait_until(lambda: JobResult.objects.count() >= 20, message="the drain to be under way")
+    db_connection.close()
+    _restart_cluster(*_local_cluster())
+    assert process.alive()
+
+    wait_until(
+        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
+        timeout=90,
+        message="every job to finish after the restart",
+    )
+    time.sleep(0.5)
+    assert process.alive()
+    assert "Database error" in process.output()
+    _check_every_job_finished_once(total)
+
+    time.sleep(LISTEN_RETRY_SECONDS + 1)  # the idle worker has LISTENed again by now
+    for i in range(3):
+        request = RecordJob(f"wake-{i}").run_in_worker()
+        execution = wait_until(
+            lambda key=f"wake-{i}": Execution.objects.filter(key=key).first(), timeout=10, interval=0.01
+        )
+        assert (execution.created_at - request.created_at).total_seconds() < 0.5
+        time.sleep(0.3)
 
 
 @postgres_only

@@ -180,7 +180,10 @@ class ListenWaker(LocalWaker):
             if time.monotonic() >= self._next_attempt:
                 self._connect()
             if self._conn is None:
-                self._select([], min(timeout, self.poll_interval))
+                # Wake for the next reconnect attempt too: a WORKER_POLL_INTERVAL
+                # longer than LISTEN_RETRY_SECONDS must not postpone it.
+                retry_in = max(0.0, self._next_attempt - time.monotonic())
+                self._select([], min(timeout, self.poll_interval, retry_in))
                 return True
         ready = self._select([self._conn.fileno()], timeout)
         if self._conn.fileno() not in ready:
