@@ -6,7 +6,7 @@ import time
 import uuid
 from contextlib import contextmanager
 
-from conftest import DB_KIND, wait_until
+from conftest import DB_KIND, assert_enqueues_wake_the_worker, wait_until
 from plain.utils import timezone
 
 
@@ -101,9 +101,6 @@ def test_the_claim_query_is_served_by_the_claim_index(db):
 def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(worker):
     """A worker sleeping on a 30s poll interval is woken by the enqueue's commit:
     the NOTIFY trigger on PostgreSQL, PRAGMA data_version on SQLite."""
-    from app.jobs import RecordJob
-    from app.records.models import Execution
-
     from plain.worker.models import Worker
 
     worker(
@@ -116,13 +113,7 @@ def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(worker):
     wait_until(lambda: Worker.objects.exists(), message="the worker to start")
     time.sleep(1)  # let it settle into its idle wait
 
-    for i in range(3):
-        request = RecordJob(f"wake-{i}").run_in_worker()
-        execution = wait_until(
-            lambda key=f"wake-{i}": Execution.objects.filter(key=key).first(), timeout=5, interval=0.01
-        )
-        assert (execution.created_at - request.created_at).total_seconds() < 1.0
-        time.sleep(0.5)
+    assert_enqueues_wake_the_worker(within_seconds=1.0)
 
 
 def test_the_sqlite_waker_survives_an_unreadable_data_version(tmp_path, caplog):

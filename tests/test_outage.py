@@ -10,7 +10,15 @@ import time
 from urllib.parse import urlparse
 
 import pytest
-from conftest import DB_KIND, POSTGRES_SERVER, _admin_execute, assert_each_job_in_one_table, table_counts, wait_until
+from conftest import (
+    DB_KIND,
+    POSTGRES_SERVER,
+    _admin_execute,
+    assert_each_job_in_one_table,
+    assert_enqueues_wake_the_worker,
+    table_counts,
+    wait_until,
+)
 
 postgres_only = pytest.mark.skipif(DB_KIND != "postgres", reason="drops PostgreSQL connections")
 sqlite_only = pytest.mark.skipif(DB_KIND != "sqlite", reason="locks the SQLite file")
@@ -52,6 +60,17 @@ def _drop_other_connections() -> int:
         return cursor.fetchone()[0]
 
 
+def _wait_for_final_results(total: int, message: str) -> None:
+    """Until ``total`` jobs have a final result (one not followed by a retry)."""
+    from plain.worker.models import JobResult
+
+    wait_until(
+        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
+        timeout=90,
+        message=message,
+    )
+
+
 def _check_every_job_finished_once(total: int) -> None:
     from app.records.models import Execution
 
@@ -87,11 +106,7 @@ def test_dropped_connections_mid_drain(worker):
         db_connection.close()
         time.sleep(0.3)
 
-    wait_until(
-        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
-        timeout=90,
-        message="every job to finish",
-    )
+    _wait_for_final_results(total, "every job to finish")
     time.sleep(0.5)
     assert process.alive()
     _check_every_job_finished_once(total)
@@ -102,8 +117,7 @@ def test_postgres_server_restarted_mid_drain(worker):
     """A real server restart: every connection (worker, job processes, its LISTEN
     connection, this test's) dies at once. The worker finishes the drain, and
     afterwards it is woken by NOTIFY again, not by its (long) poll interval."""
-    from app.jobs import ChaosJob, RecordJob
-    from app.records.models import Execution
+    from app.jobs import ChaosJob
     from plain.models import db_connection
 
     from plain.worker import Job
@@ -123,24 +137,14 @@ def test_postgres_server_restarted_mid_drain(worker):
     _restart_cluster(*_local_cluster())
     assert process.alive()
 
-    wait_until(
-        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
-        timeout=90,
-        message="every job to finish after the restart",
-    )
+    _wait_for_final_results(total, "every job to finish after the restart")
     time.sleep(0.5)
     assert process.alive()
     assert "Database error" in process.output()
     _check_every_job_finished_once(total)
 
     time.sleep(LISTEN_RETRY_SECONDS + 1)  # the idle worker has LISTENed again by now
-    for i in range(3):
-        request = RecordJob(f"wake-{i}").run_in_worker()
-        execution = wait_until(
-            lambda key=f"wake-{i}": Execution.objects.filter(key=key).first(), timeout=10, interval=0.01
-        )
-        assert (execution.created_at - request.created_at).total_seconds() < 0.5
-        time.sleep(0.3)
+    assert_enqueues_wake_the_worker(within_seconds=0.5)
 
 
 @postgres_only
@@ -167,11 +171,7 @@ def test_database_down_for_seconds_then_back(worker):
 
     for i in range(20):
         RecordJob(f"after-{i}").run_in_worker(retries=3)
-    wait_until(
-        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == 40,
-        timeout=90,
-        message="jobs from before and after the outage",
-    )
+    _wait_for_final_results(40, "jobs from before and after the outage")
     assert process.alive()
     assert "Database error" in process.output()
     _check_every_job_finished_once(40)
@@ -182,7 +182,7 @@ def test_sqlite_file_locked_longer_than_the_busy_timeout(worker):
     from app.jobs import RecordJob
     from plain.models import db_connection
 
-    from plain.worker.models import JobResult, Worker
+    from plain.worker.models import Worker
 
     process = worker()
     wait_until(lambda: Worker.objects.exists(), message="the worker to start")
@@ -196,10 +196,6 @@ def test_sqlite_file_locked_longer_than_the_busy_timeout(worker):
     locker.rollback()
     locker.close()
 
-    wait_until(
-        lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == 30,
-        timeout=60,
-        message="every job after the lock",
-    )
+    _wait_for_final_results(30, "every job after the lock")
     assert process.alive()
     _check_every_job_finished_once(30)
