@@ -113,7 +113,7 @@ def test_an_idle_worker_is_woken_by_an_enqueue_not_by_its_poll(worker):
     wait_until(lambda: Worker.objects.exists(), message="the worker to start")
     time.sleep(1)  # let it settle into its idle wait
 
-    assert_enqueues_wake_the_worker(within_seconds=1.0)
+    assert_enqueues_wake_the_worker(within_seconds=1.0, timeout=5)
 
 
 def test_the_sqlite_waker_survives_an_unreadable_data_version(tmp_path, caplog):

@@ -40,12 +40,17 @@ def _local_cluster() -> tuple[str, str] | None:
     return None
 
 
+LOCAL_CLUSTER = _local_cluster()
+
+
 def _restart_cluster(version: str, name: str) -> None:
     command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name]
+    server = urlparse(POSTGRES_SERVER)
     try:
         subprocess.run([*command, "restart", "-m", "fast"], check=True, capture_output=True, timeout=120)
     finally:
-        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode != 0:
+        ready = ["pg_isready", "-q", "-h", str(server.hostname), "-p", str(server.port or 5432)]
+        if subprocess.run(ready).returncode != 0:
             subprocess.run([*command, "start"], capture_output=True, timeout=120)
 
 
@@ -60,13 +65,13 @@ def _drop_other_connections() -> int:
         return cursor.fetchone()[0]
 
 
-def _wait_for_final_results(total: int, message: str) -> None:
+def _wait_for_final_results(total: int, message: str, timeout: float = 90) -> None:
     """Until ``total`` jobs have a final result (one not followed by a retry)."""
     from plain.worker.models import JobResult
 
     wait_until(
         lambda: JobResult.objects.filter(retry_job_request_uuid__isnull=True).count() == total,
-        timeout=90,
+        timeout=timeout,
         message=message,
     )
 
@@ -112,7 +117,7 @@ def test_dropped_connections_mid_drain(worker):
     _check_every_job_finished_once(total)
 
 
-@pytest.mark.skipif(_local_cluster() is None, reason="needs a local PostgreSQL cluster this user can restart")
+@pytest.mark.skipif(LOCAL_CLUSTER is None, reason="needs a local PostgreSQL cluster this user can restart")
 def test_postgres_server_restarted_mid_drain(worker):
     """A real server restart: every connection (worker, job processes, its LISTEN
     connection, this test's) dies at once. The worker finishes the drain, and
@@ -134,7 +139,7 @@ def test_postgres_server_restarted_mid_drain(worker):
     process = worker(env=slow_poll)
     wait_until(lambda: JobResult.objects.count() >= 20, message="the drain to be under way")
     db_connection.close()
-    _restart_cluster(*_local_cluster())
+    _restart_cluster(*LOCAL_CLUSTER)
     assert process.alive()
 
     _wait_for_final_results(total, "every job to finish after the restart")
@@ -196,6 +201,6 @@ def test_sqlite_file_locked_longer_than_the_busy_timeout(worker):
     locker.rollback()
     locker.close()
 
-    _wait_for_final_results(30, "every job after the lock")
+    _wait_for_final_results(30, "every job after the lock", timeout=60)
     assert process.alive()
     _check_every_job_finished_once(30)
